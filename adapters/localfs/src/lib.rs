@@ -1,0 +1,189 @@
+//! `localfiles` storage: a directory on the stowage server, Label Studio's "Local files".
+//!
+//! The host preopens the storage's directory at [`ROOT`] (read-only for an import storage,
+//! read-write for an export storage) and passes `path` as that directory's path relative to the
+//! document root, which is what blob-mode URIs carry. The adapter sees nothing else of the host
+//! filesystem: `..`, absolute paths and symlinks pointing out are refused by WASI itself.
+
+use std::fs;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use stowage_sdk::{
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Entry, Error, GrantRequest, Object, Page, Setting,
+    SettingKind,
+};
+
+/// Where the host mounts the storage directory inside the sandbox.
+const ROOT: &str = "/storage";
+
+/// Python's `urllib.parse.quote(path)` keeps ASCII letters, digits, `_.-~` and `/`;
+/// Label Studio quotes local-files URLs with it (`localfiles/models.py`).
+const QUOTE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-').remove(b'~').remove(b'/');
+
+struct LocalFiles {
+    /// The directory relative to the document root, `/`-separated, no leading or trailing `/`.
+    relative_path: String,
+}
+
+fn io_error(key: &str, e: std::io::Error) -> Error {
+    match e.kind() {
+        ErrorKind::NotFound => Error::NotFound(format!("{key}: no such file")),
+        ErrorKind::PermissionDenied => Error::Denied(format!("{key}: outside the storage directory")),
+        _ => Error::Transient(format!("{key}: {e}")),
+    }
+}
+
+/// Maps a key to its path in the sandbox. Absolute keys and `..` are refused here for a clear
+/// message; the WASI preopen would refuse them anyway.
+fn resolve(key: &str) -> Result<PathBuf, Error> {
+    let rel = Path::new(key);
+    if key.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(Error::Denied(format!("{key}: outside the storage directory")));
+    }
+    Ok(Path::new(ROOT).join(rel))
+}
+
+fn entry_of(key: String, meta: &fs::Metadata) -> Entry {
+    let modified = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+    let nanos = modified.map_or(0, |d| d.as_nanos());
+    Entry {
+        key,
+        size: meta.len(),
+        // Label Studio's weak ETag for local files is mtime-ns and size in hex.
+        etag: Some(format!("{nanos:x}-{:x}", meta.len())),
+        last_modified: modified.map(|d| d.as_millis() as u64),
+    }
+}
+
+/// Collects `(key, metadata)` of the files under `dir`, recursing when asked. Entries that cannot
+/// be read (e.g. a symlink pointing outside the sandbox) are skipped, not fatal.
+fn walk(dir: &Path, key_prefix: &str, recursive: bool, out: &mut Vec<(String, fs::Metadata)>) {
+    let Ok(read) = fs::read_dir(dir) else { return };
+    for item in read.flatten() {
+        let Some(name) = item.file_name().to_str().map(str::to_owned) else { continue };
+        let Ok(meta) = fs::metadata(item.path()) else { continue };
+        let key = format!("{key_prefix}{name}");
+        if meta.is_dir() {
+            if recursive {
+                walk(&item.path(), &format!("{key}/"), true, out);
+            }
+        } else if meta.is_file() {
+            out.push((key, meta));
+        }
+    }
+}
+
+impl Backend for LocalFiles {
+    fn describe() -> AdapterInfo {
+        AdapterInfo {
+            type_name: "localfiles".into(),
+            title: "Local files".into(),
+            capabilities: Capabilities::READ | Capabilities::WRITE | Capabilities::DELETE,
+            settings: vec![Setting {
+                name: "path".into(),
+                kind: SettingKind::Text,
+                secret: false,
+                required: true,
+                default_value: None,
+                help: "Absolute path of a directory under the server's document root".into(),
+            }],
+            grants: vec![GrantRequest::Directory("path".into())],
+            regex_on_basename: true,
+        }
+    }
+
+    fn open(config: Config) -> Result<Self, Error> {
+        let relative_path = config.require("path")?.trim_matches('/').to_string();
+        Ok(LocalFiles { relative_path })
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        fs::read_dir(ROOT).map(|_| ()).map_err(|e| io_error("storage directory", e))
+    }
+
+    /// Keys are sorted by full path; the cursor is the last key of the previous page.
+    /// A prefix names a folder (Label Studio's rule: `prefix.rstrip('/') + '/'`).
+    fn list(&self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
+        let prefix = prefix.trim_matches('/');
+        let (dir, key_prefix) = if prefix.is_empty() {
+            (PathBuf::from(ROOT), String::new())
+        } else {
+            (resolve(prefix)?, format!("{prefix}/"))
+        };
+        let mut files = Vec::new();
+        walk(&dir, &key_prefix, recursive, &mut files);
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let start = match &cursor {
+            Some(c) => files.partition_point(|(k, _)| k.as_str() <= c.as_str()),
+            None => 0,
+        };
+        let page_size = page_size.max(1) as usize;
+        let rest = &files[start..];
+        let taken = &rest[..rest.len().min(page_size)];
+        let entries: Vec<Entry> = taken.iter().map(|(k, m)| entry_of(k.clone(), m)).collect();
+        let next_cursor = (rest.len() > taken.len()).then(|| entries.last().map(|e| e.key.clone())).flatten();
+        Ok(Page { entries, next_cursor })
+    }
+
+    fn stat(&self, key: &str) -> Result<Entry, Error> {
+        let meta = fs::metadata(resolve(key)?).map_err(|e| io_error(key, e))?;
+        if !meta.is_file() {
+            return Err(Error::NotFound(format!("{key}: not a file")));
+        }
+        Ok(entry_of(key.to_string(), &meta))
+    }
+
+    fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Object, Error> {
+        let path = resolve(key)?;
+        let mut file = fs::File::open(&path).map_err(|e| io_error(key, e))?;
+        let meta = file.metadata().map_err(|e| io_error(key, e))?;
+        if !meta.is_file() {
+            return Err(Error::NotFound(format!("{key}: not a file")));
+        }
+        let entry = entry_of(key.to_string(), &meta);
+        let size = meta.len();
+        let (start, end) = match range {
+            Some(r) => (r.start.min(size), r.end.map_or(size, |e| e.saturating_add(1).min(size))),
+            None => (0, size),
+        };
+        let mut body = Vec::with_capacity(end.saturating_sub(start) as usize);
+        file.seek(SeekFrom::Start(start)).map_err(|e| io_error(key, e))?;
+        file.take(end.saturating_sub(start)).read_to_end(&mut body).map_err(|e| io_error(key, e))?;
+        Ok(Object {
+            body,
+            total_size: size,
+            etag: entry.etag,
+            content_type: None,
+            last_modified: entry.last_modified,
+        })
+    }
+
+    fn put(&self, key: &str, body: Vec<u8>, _content_type: Option<String>) -> Result<(), Error> {
+        let path = resolve(key)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_error(key, e))?;
+        }
+        fs::write(&path, body).map_err(|e| io_error(key, e))
+    }
+
+    fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
+        for key in keys {
+            match fs::remove_file(resolve(&key)?) {
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(io_error(&key, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `/data/local-files/?d=<quoted path relative to the document root>`, as Label Studio writes it.
+    fn blob_uri(&self, key: &str) -> String {
+        let full = if self.relative_path.is_empty() { key.to_string() } else { format!("{}/{key}", self.relative_path) };
+        format!("/data/local-files/?d={}", utf8_percent_encode(&full, QUOTE))
+    }
+}
+
+stowage_sdk::export_adapter!(LocalFiles);

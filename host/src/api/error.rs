@@ -1,0 +1,98 @@
+//! API errors in Label Studio's body shape (`core/utils/common.py::custom_exception_handler`):
+//! `{"id": uuid, "status_code": N, "version": "...", "detail": "...", "exc_info": null}`, plus
+//! `validation_errors: {field: [message]}` for validation failures. Internal errors are logged
+//! with their id and shown only as "Internal server error".
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Label Studio version whose API stowage follows.
+pub const LS_VERSION: &str = "1.23.2";
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 with a message.
+    BadRequest(String),
+    /// 400 `Validation error` with messages per field (`non_field_errors` for the whole object).
+    Validation(BTreeMap<String, Vec<String>>),
+    /// 401 `Invalid token.`
+    Unauthorized,
+    Forbidden(String),
+    NotFound(String),
+    /// A status and body of the caller's choice (Label Studio's few bespoke shapes).
+    Raw(StatusCode, Value),
+    /// 500; the cause is logged, never shown.
+    Internal(String),
+}
+
+impl ApiError {
+    /// A validation error on one field.
+    pub fn field(name: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Validation(BTreeMap::from([(name.to_string(), vec![message.into()])]))
+    }
+
+    pub fn not_found() -> ApiError {
+        ApiError::NotFound("Not found.".into())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+fn body(status: StatusCode, detail: &str) -> serde_json::Map<String, Value> {
+    let Value::Object(m) = json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "status_code": status.as_u16(),
+        "version": LS_VERSION,
+        "detail": detail,
+        "exc_info": null,
+    }) else {
+        unreachable!()
+    };
+    m
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, b) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, body(StatusCode::BAD_REQUEST, &m)),
+            ApiError::Validation(errors) => {
+                let mut b = body(StatusCode::BAD_REQUEST, "Validation error");
+                b.insert("validation_errors".into(), json!(errors));
+                (StatusCode::BAD_REQUEST, b)
+            }
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, body(StatusCode::UNAUTHORIZED, "Invalid token.")),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, body(StatusCode::FORBIDDEN, &m)),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, body(StatusCode::NOT_FOUND, &m)),
+            ApiError::Raw(status, v) => return (status, Json(v)).into_response(),
+            ApiError::Internal(cause) => {
+                let b = body(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+                tracing::error!(id = %b["id"], "internal error: {cause}");
+                (StatusCode::INTERNAL_SERVER_ERROR, b)
+            }
+        };
+        (status, Json(Value::Object(b))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// JSON body extractor whose rejections use the Label Studio error shape.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &bytes[..] };
+        serde_json::from_slice(bytes).map(Body).map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))
+    }
+}

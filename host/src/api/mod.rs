@@ -1,0 +1,52 @@
+//! The REST API, compatible with Label Studio's (see `shared/reference/ls-storage-api.md`).
+//! One file per resource; [`router`] is shared by `main` and the tests.
+
+mod annotations;
+pub mod error;
+mod local_files;
+mod projects;
+mod storages;
+mod tasks;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::App;
+use crate::domain::User;
+use error::{ApiError, LS_VERSION};
+
+/// Shared state of every handler.
+pub type AppState = State<Arc<App>>;
+
+/// The authenticated caller: `Authorization: Token <key>` (Label Studio's DRF token auth).
+pub struct Caller(pub User);
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let token = header.strip_prefix("Token ").map(str::trim).filter(|t| !t.is_empty()).ok_or(ApiError::Unauthorized)?;
+        app.store.user_by_token(token)?.map(Caller).ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// All routes. Paths are matched without their trailing slash (see `main`, which wraps this in
+/// `NormalizePath`), so `/api/storages/s3` and `/api/storages/s3/` are the same, as in Label Studio.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "UP"})) }))
+        .route("/api/version", get(|| async { Json(json!({"release": LS_VERSION, "stowage": env!("CARGO_PKG_VERSION")})) }))
+        .route("/api/current-user/whoami", get(|Caller(u): Caller| async move { Json(json!(u)) }))
+        .merge(projects::routes())
+        .merge(tasks::routes())
+        .merge(annotations::routes())
+        .merge(storages::routes())
+        .merge(local_files::routes())
+        .with_state(app)
+}

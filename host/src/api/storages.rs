@@ -1,0 +1,411 @@
+//! Import and export storages of every loaded type: `/api/storages/{type}/...` and
+//! `/api/storages/export/{type}/...` (reference §1). A type's fields are the host's common ones
+//! (title, regex_filter, use_blob_urls, ...) plus the settings its adapter declares; secrets are
+//! write-only. Create, PATCH and validate check the connection through the adapter.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::error::{ApiError, ApiResult, Body};
+use super::{AppState, Caller};
+use crate::App;
+use crate::domain::{AdapterInfo, Direction, SettingKind, Storage};
+use crate::plugin::Adapter;
+use crate::store::NewStorage;
+use crate::sync::{self, ConnectError, connect};
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/storages", get(list_all))
+        .route("/api/storages/export", get(list_all))
+        .route("/api/storages/types", get(types))
+        .route("/api/storages/export/types", get(types))
+        .route("/api/storages/{type}", get(list).post(create))
+        .route("/api/storages/export/{type}", get(list).post(create))
+        .route("/api/storages/{type}/validate", post(validate))
+        .route("/api/storages/export/{type}/validate", post(validate))
+        .route("/api/storages/{type}/{id}", get(read).patch(update).put(update).delete(delete))
+        .route("/api/storages/export/{type}/{id}", get(read).patch(update).put(update).delete(delete))
+        .route("/api/storages/{type}/{id}/sync", post(sync_now))
+        .route("/api/storages/export/{type}/{id}/sync", post(sync_now))
+}
+
+/// Import or export, from the route that matched.
+fn direction(path: &MatchedPath) -> Direction {
+    if path.as_str().starts_with("/api/storages/export") { Direction::Export } else { Direction::Import }
+}
+
+/// One API field of a storage type.
+struct FieldSpec {
+    name: String,
+    kind: SettingKind,
+    default: Value,
+    secret: bool,
+    required: bool,
+    /// Declared by the adapter (a connection setting), not by the host.
+    adapter: bool,
+}
+
+fn host_field(name: &str, kind: SettingKind, default: Value) -> FieldSpec {
+    FieldSpec { name: name.into(), kind, default, secret: false, required: false, adapter: false }
+}
+
+/// The fields of a storage type in one direction, with Label Studio's defaults (reference §1.1).
+fn field_specs(info: &AdapterInfo, dir: Direction) -> Vec<FieldSpec> {
+    let mut specs = vec![
+        host_field("regex_filter", SettingKind::Text, Value::Null),
+        host_field("use_blob_urls", SettingKind::Boolean, Value::Bool(false)),
+    ];
+    match dir {
+        Direction::Import => {
+            specs.push(host_field("recursive_scan", SettingKind::Boolean, Value::Bool(false)));
+            if info.capabilities.presign {
+                specs.push(host_field("presign", SettingKind::Boolean, Value::Bool(true)));
+                // Minutes, as in Label Studio.
+                specs.push(host_field("presign_ttl", SettingKind::Integer, Value::from(1)));
+            }
+        }
+        Direction::Export => specs.push(host_field("can_delete_objects", SettingKind::Boolean, Value::Null)),
+    }
+    for s in &info.settings {
+        specs.retain(|h| h.name != s.name);
+        specs.push(FieldSpec {
+            name: s.name.clone(),
+            kind: s.kind,
+            default: s.default.clone().unwrap_or(Value::Null),
+            secret: s.secret,
+            required: s.required,
+            adapter: true,
+        });
+    }
+    specs
+}
+
+/// Coerces a JSON value to a field's kind the way Django REST framework fields do.
+fn coerce(kind: SettingKind, v: &Value) -> Result<Value, &'static str> {
+    match (kind, v) {
+        (_, Value::Null) => Ok(Value::Null),
+        (SettingKind::Text, Value::String(_)) => Ok(v.clone()),
+        (SettingKind::Text, Value::Number(n)) => Ok(Value::String(n.to_string())),
+        (SettingKind::Text, Value::Bool(b)) => Ok(Value::String(b.to_string())),
+        (SettingKind::Text, _) => Err("Not a valid string."),
+        (SettingKind::Boolean, Value::Bool(_)) => Ok(v.clone()),
+        (SettingKind::Boolean, Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Value::Bool(true)),
+            "false" | "0" | "no" | "off" | "" => Ok(Value::Bool(false)),
+            _ => Err("Must be a valid boolean."),
+        },
+        (SettingKind::Boolean, Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(Value::Bool(n.as_i64() == Some(1))),
+        (SettingKind::Boolean, _) => Err("Must be a valid boolean."),
+        (SettingKind::Integer, Value::Number(n)) if n.is_i64() => Ok(v.clone()),
+        (SettingKind::Integer, Value::String(s)) => s.trim().parse::<i64>().map(Value::from).map_err(|_| "A valid integer is required."),
+        (SettingKind::Integer, _) => Err("A valid integer is required."),
+    }
+}
+
+type Errors = BTreeMap<String, Vec<String>>;
+
+fn add(errors: &mut Errors, field: &str, message: impl Into<String>) {
+    errors.entry(field.to_string()).or_default().push(message.into());
+}
+
+/// Applies the request body to `s` (a new storage or a stored one). Unknown keys are ignored, as
+/// in Label Studio. Returns the names of adapter settings whose value changed.
+fn apply_body(app: &App, s: &mut Storage, specs: &[FieldSpec], body: &Map<String, Value>, errors: &mut Errors) -> ApiResult<Vec<String>> {
+    if let Some(v) = body.get("project") {
+        match v.as_i64() {
+            Some(p) if app.store.project(p)?.is_some() => s.project_id = p,
+            Some(p) => add(errors, "project", format!("Invalid pk \"{p}\" - object does not exist.")),
+            None => add(errors, "project", "Incorrect type. Expected pk value."),
+        }
+    }
+    for (name, slot) in [("title", &mut s.title), ("description", &mut s.description)] {
+        if let Some(v) = body.get(name) {
+            match coerce(SettingKind::Text, v) {
+                Ok(Value::String(t)) => *slot = Some(t),
+                Ok(_) => *slot = None,
+                Err(m) => add(errors, name, m),
+            }
+        }
+    }
+    if let Some(v) = body.get("synchronizable") {
+        match coerce(SettingKind::Boolean, v) {
+            Ok(Value::Bool(b)) => s.synchronizable = b,
+            Ok(_) => {}
+            Err(m) => add(errors, "synchronizable", m),
+        }
+    }
+    let mut changed = Vec::new();
+    for spec in specs {
+        let Some(v) = body.get(&spec.name) else { continue };
+        let v = match coerce(spec.kind, v) {
+            Ok(v) => v,
+            Err(m) => {
+                add(errors, &spec.name, m);
+                continue;
+            }
+        };
+        let map = if spec.secret { &mut s.secrets } else { &mut s.fields };
+        if spec.adapter && map.get(&spec.name).unwrap_or(&Value::Null) != &v {
+            changed.push(spec.name.clone());
+        }
+        if v.is_null() && spec.secret {
+            map.remove(&spec.name);
+        } else {
+            map.insert(spec.name.clone(), v);
+        }
+    }
+    Ok(changed)
+}
+
+/// Fills defaults and checks required fields and `regex_filter`.
+fn complete(s: &mut Storage, specs: &[FieldSpec], errors: &mut Errors) {
+    for spec in specs.iter().filter(|f| !f.secret) {
+        s.fields.entry(spec.name.clone()).or_insert_with(|| spec.default.clone());
+    }
+    for spec in specs.iter().filter(|f| f.required) {
+        let map = if spec.secret { &s.secrets } else { &s.fields };
+        if map.get(&spec.name).is_none_or(|v| v.is_null() || v.as_str() == Some("")) {
+            add(errors, &spec.name, "This field is required.");
+        }
+    }
+    if let Err(m) = sync::import::compile_filter(s.text("regex_filter")) {
+        add(errors, "regex_filter", m);
+    }
+}
+
+/// Checks the sandbox grant and the connection (`backend.check`).
+async fn validate_connection(app: &App, s: &Storage) -> ApiResult<()> {
+    let mut session = connect(app, s).map_err(|e| match e {
+        ConnectError::UnknownType(_) => ApiError::not_found(),
+        ConnectError::Refused { field, message } => ApiError::field(&field, message),
+    })?;
+    session.check().await.map_err(|e| ApiError::field("non_field_errors", format!("Error validating storage connection: {}", e.message)))
+}
+
+/// A storage as the API returns it: common fields, then the type's fields; never secrets.
+fn storage_json(app: &App, s: &Storage) -> Value {
+    let mut v = json!({
+        "id": s.id,
+        "type": s.type_name,
+        "project": s.project_id,
+        "title": s.title,
+        "description": s.description,
+        "created_at": s.created_at,
+        "synchronizable": s.synchronizable,
+        "last_sync": s.last_sync,
+        "last_sync_count": s.last_sync_count,
+        "last_sync_job": s.last_sync_job,
+        "status": s.status,
+        "traceback": s.traceback,
+        "meta": s.meta,
+    });
+    if let Some(adapter) = app.registry.get(&s.type_name) {
+        for spec in field_specs(&adapter.info, s.direction).iter().filter(|f| !f.secret) {
+            v[&spec.name] = s.fields.get(&spec.name).cloned().unwrap_or_else(|| spec.default.clone());
+        }
+    }
+    v
+}
+
+fn adapter_or_404(app: &App, type_name: &str, dir: Direction) -> ApiResult<Arc<Adapter>> {
+    app.registry
+        .get(type_name)
+        .filter(|a| dir == Direction::Import || a.info.capabilities.write)
+        .ok_or_else(ApiError::not_found)
+}
+
+fn storage_or_404(app: &App, type_name: &str, dir: Direction, id: i64) -> ApiResult<Storage> {
+    app.store.storage(id)?.filter(|s| s.type_name == type_name && s.direction == dir).ok_or_else(ApiError::not_found)
+}
+
+fn blank(dir: Direction, type_name: &str) -> Storage {
+    Storage {
+        id: 0,
+        direction: dir,
+        type_name: type_name.into(),
+        project_id: 0,
+        title: None,
+        description: None,
+        fields: Map::new(),
+        secrets: Map::new(),
+        synchronizable: true,
+        status: "initialized".into(),
+        traceback: None,
+        meta: json!({}),
+        last_sync: None,
+        last_sync_count: None,
+        last_sync_job: None,
+        created_at: String::new(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProjectQuery {
+    project: Option<i64>,
+}
+
+async fn types(State(app): AppState, _: Caller, path: MatchedPath) -> Json<Value> {
+    let dir = direction(&path);
+    let types: Vec<Value> = app
+        .registry
+        .all()
+        .filter(|a| dir == Direction::Import || a.info.capabilities.write)
+        .map(|a| json!({"name": a.info.type_name, "title": a.info.title}))
+        .collect();
+    Json(Value::Array(types))
+}
+
+/// All storages of a project, every type (`[]` without `project`, as Label Studio).
+async fn list_all(State(app): AppState, _: Caller, path: MatchedPath, Query(q): Query<ProjectQuery>) -> ApiResult<Json<Value>> {
+    let Some(project) = q.project else { return Ok(Json(json!([]))) };
+    let list = app.store.storages(direction(&path), None, project)?;
+    Ok(Json(Value::Array(list.iter().map(|s| storage_json(&app, s)).collect())))
+}
+
+async fn list(
+    State(app): AppState,
+    _: Caller,
+    path: MatchedPath,
+    Path(type_name): Path<String>,
+    Query(q): Query<ProjectQuery>,
+) -> ApiResult<Json<Value>> {
+    let dir = direction(&path);
+    adapter_or_404(&app, &type_name, dir)?;
+    let project = q.project.ok_or_else(|| ApiError::BadRequest("query parameter \"project\" is required".into()))?;
+    let list = app.store.storages(dir, Some(&type_name), project)?;
+    Ok(Json(Value::Array(list.iter().map(|s| storage_json(&app, s)).collect())))
+}
+
+/// Builds a storage from a create or validate body; `Err` holds the validation errors.
+async fn from_body(app: &App, dir: Direction, type_name: &str, body: &Map<String, Value>) -> ApiResult<Storage> {
+    let adapter = adapter_or_404(app, type_name, dir)?;
+    let specs = field_specs(&adapter.info, dir);
+    let mut s = blank(dir, type_name);
+    let mut errors = Errors::new();
+    if body.get("project").is_none_or(Value::is_null) {
+        add(&mut errors, "project", "This field is required.");
+    }
+    apply_body(app, &mut s, &specs, body, &mut errors)?;
+    complete(&mut s, &specs, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    Ok(s)
+}
+
+async fn create(
+    State(app): AppState,
+    _: Caller,
+    path: MatchedPath,
+    Path(type_name): Path<String>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let dir = direction(&path);
+    let s = from_body(&app, dir, &type_name, &body).await?;
+    validate_connection(&app, &s).await?;
+    let created = app.store.create_storage(&NewStorage {
+        direction: dir,
+        type_name: type_name.clone(),
+        project_id: s.project_id,
+        title: s.title,
+        description: s.description,
+        fields: s.fields,
+        secrets: s.secrets,
+        synchronizable: s.synchronizable,
+    })?;
+    // Label Studio exports every existing annotation when a target storage is created
+    // (`SYNC_ON_TARGET_STORAGE_CREATION`, default true).
+    if dir == Direction::Export {
+        sync::run_sync(app.clone(), created.clone()).await?;
+    }
+    let stored = app.store.storage(created.id)?.ok_or_else(ApiError::not_found)?;
+    Ok((StatusCode::CREATED, Json(storage_json(&app, &stored))))
+}
+
+/// `POST .../validate`: 200 with an empty body, or 400. With `id`, the stored secrets of that
+/// storage fill in the ones not sent, but only for the same type and project and unchanged
+/// connection settings (Label Studio copies any storage's secrets: reference §8.4).
+async fn validate(
+    State(app): AppState,
+    _: Caller,
+    path: MatchedPath,
+    Path(type_name): Path<String>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<StatusCode> {
+    let dir = direction(&path);
+    let mut s = from_body(&app, dir, &type_name, &body).await?;
+    if let Some(id) = body.get("id").and_then(Value::as_i64) {
+        let stored = storage_or_404(&app, &type_name, dir, id)?;
+        let info = &adapter_or_404(&app, &type_name, dir)?.info;
+        let same_connection = info.settings.iter().filter(|f| !f.secret).all(|f| stored.fields.get(&f.name) == s.fields.get(&f.name));
+        if stored.project_id == s.project_id && same_connection {
+            for (k, v) in stored.secrets {
+                s.secrets.entry(k).or_insert(v);
+            }
+        }
+    }
+    validate_connection(&app, &s).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn read(State(app): AppState, _: Caller, path: MatchedPath, Path((type_name, id)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+    let s = storage_or_404(&app, &type_name, direction(&path), id)?;
+    Ok(Json(storage_json(&app, &s)))
+}
+
+/// PATCH (and PUT): only the fields sent change. Changing a connection setting requires sending
+/// the secrets again, so stored credentials never follow a storage to a new endpoint
+/// (reference §8.4).
+async fn update(
+    State(app): AppState,
+    _: Caller,
+    path: MatchedPath,
+    Path((type_name, id)): Path<(String, i64)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let dir = direction(&path);
+    let mut s = storage_or_404(&app, &type_name, dir, id)?;
+    let specs = field_specs(&adapter_or_404(&app, &type_name, dir)?.info, dir);
+    let mut errors = Errors::new();
+    let changed = apply_body(&app, &mut s, &specs, &body, &mut errors)?;
+    let settings_changed = changed.iter().any(|name| specs.iter().any(|f| f.name == *name && !f.secret));
+    if settings_changed {
+        for spec in specs.iter().filter(|f| f.secret && !body.contains_key(&f.name) && s.secrets.contains_key(&f.name)) {
+            add(&mut errors, &spec.name, "Enter this secret again when changing the connection settings.");
+        }
+    }
+    complete(&mut s, &specs, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    if !changed.is_empty() {
+        validate_connection(&app, &s).await?;
+    }
+    app.store.update_storage(&s)?;
+    Ok(Json(storage_json(&app, &s)))
+}
+
+async fn delete(State(app): AppState, _: Caller, path: MatchedPath, Path((type_name, id)): Path<(String, i64)>) -> ApiResult<StatusCode> {
+    storage_or_404(&app, &type_name, direction(&path), id)?;
+    app.store.delete_storage(id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs the sync to completion and returns the storage with its final status (Label Studio
+/// without a job queue does the same).
+async fn sync_now(State(app): AppState, _: Caller, path: MatchedPath, Path((type_name, id)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+    let s = storage_or_404(&app, &type_name, direction(&path), id)?;
+    if !s.synchronizable {
+        return Err(ApiError::Raw(StatusCode::BAD_REQUEST, json!({"message": format!("Storage {id} is not synchronizable")})));
+    }
+    sync::run_sync(app.clone(), s).await?;
+    Ok(Json(storage_json(&app, &storage_or_404(&app, &type_name, direction(&path), id)?)))
+}

@@ -1,0 +1,90 @@
+//! Tasks: `GET /api/tasks/?project=ID` (Label Studio's paginated shape), `GET`/`DELETE /api/tasks/{id}`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::projects::project_or_404;
+use super::{AppState, Caller};
+use crate::App;
+use crate::domain::{Project, Task};
+use crate::tasks::document;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new().route("/api/tasks", get(list)).route("/api/tasks/{id}", get(read).delete(delete))
+}
+
+/// Default and largest `page_size`.
+const DEFAULT_PAGE_SIZE: i64 = 100;
+const MAX_PAGE_SIZE: i64 = 10_000;
+
+#[derive(Deserialize)]
+struct ListQuery {
+    project: Option<i64>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+    /// `all` adds annotations and predictions to each task.
+    fields: Option<String>,
+}
+
+/// A task with its annotations and predictions.
+fn full_task(app: &App, t: &Task, project: Option<&Project>) -> ApiResult<Value> {
+    let mut v = document::task(t, project);
+    let annotations: Vec<Value> = app.store.annotations(t.id)?.iter().map(document::annotation).collect();
+    let predictions: Vec<Value> = app
+        .store
+        .predictions(t.id)?
+        .into_iter()
+        .map(|p| {
+            json!({"id": p.id, "result": p.result, "score": p.score, "model_version": p.model_version,
+                   "task": p.task_id, "project": p.project_id, "created_at": p.created_at})
+        })
+        .collect();
+    v["annotations"] = Value::Array(annotations);
+    v["predictions"] = Value::Array(predictions);
+    Ok(v)
+}
+
+async fn list(State(app): AppState, _: Caller, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+    let project_id = q.project.ok_or_else(|| ApiError::BadRequest("query parameter \"project\" is required".into()))?;
+    let project = project_or_404(&app, project_id)?;
+    let page = q.page.unwrap_or(1);
+    let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+    let (total, total_annotations, total_predictions) = app.store.project_counts(project_id)?;
+    // Label Studio answers a page past the end with 404 "Invalid page."; the SDK pager stops there.
+    if page < 1 || (page > 1 && (page - 1) * page_size >= total) {
+        return Err(ApiError::NotFound("Invalid page.".into()));
+    }
+    let rows = app.store.tasks_page(project_id, (page - 1) * page_size, page_size)?;
+    let all = q.fields.as_deref() == Some("all");
+    let tasks = rows
+        .iter()
+        .map(|t| if all { full_task(&app, t, Some(&project)) } else { Ok(document::task(t, Some(&project))) })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(json!({
+        "total_annotations": total_annotations,
+        "total_predictions": total_predictions,
+        "total": total,
+        "tasks": tasks,
+    })))
+}
+
+pub(super) fn task_or_404(app: &App, id: i64) -> ApiResult<Task> {
+    app.store.task(id)?.ok_or_else(ApiError::not_found)
+}
+
+async fn read(State(app): AppState, _: Caller, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    let t = task_or_404(&app, id)?;
+    let project = app.store.project(t.project_id)?;
+    Ok(Json(full_task(&app, &t, project.as_ref())?))
+}
+
+async fn delete(State(app): AppState, _: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    if app.store.delete_task(id)? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found()) }
+}

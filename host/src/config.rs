@@ -1,0 +1,60 @@
+//! Service settings: CLI flags, each also read from a `STOWAGE_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "stowage", version, about = "Label-Studio-compatible storage sync with sandboxed WebAssembly adapters")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the REST API service.
+    Serve(Settings),
+}
+
+/// Everything `stowage serve` is configured with. The names are a contract: scripts outside the
+/// repository start the service with these flags and variables.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "STOWAGE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Directory for the SQLite database and the compiled-adapter cache. Created if missing.
+    #[arg(long, env = "STOWAGE_DATA_DIR", default_value = "./stowage-data")]
+    pub data_dir: PathBuf,
+
+    /// Directory whose `*.wasm` files are loaded as storage adapters at start.
+    #[arg(long, env = "STOWAGE_ADAPTERS_DIR", default_value = "./adapters")]
+    pub adapters_dir: PathBuf,
+
+    /// Root under which local-files storages may point and files are served from
+    /// `/data/local-files/`. Unset (the default) refuses local-files storages: Label Studio's
+    /// default of `/` exposes the whole server.
+    #[arg(long, env = "STOWAGE_DOCUMENT_ROOT")]
+    pub document_root: Option<PathBuf>,
+
+    /// API token of the first user, created at first start. When unset, a random token is
+    /// generated and printed once.
+    #[arg(long, env = "STOWAGE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Deadline of one adapter call, in milliseconds.
+    #[arg(long, env = "STOWAGE_CALL_TIMEOUT_MS", default_value_t = 30_000)]
+    pub call_timeout_ms: u64,
+
+    /// Memory cap of one adapter instance, in MiB.
+    #[arg(long, env = "STOWAGE_ADAPTER_MEMORY_MIB", default_value_t = 256)]
+    pub adapter_memory_mib: u64,
+
+    /// Base URL prepended to generated links (Label Studio's `LABEL_STUDIO_HOST`); empty gives
+    /// relative URLs, as Label Studio does.
+    #[arg(long, env = "STOWAGE_HOST", default_value = "")]
+    pub host: String,
+}

@@ -1,0 +1,47 @@
+//! stowage: a Label-Studio-compatible storage sync service whose storage backends are sandboxed
+//! WebAssembly components. See `DESIGN.md` for the data flow; the modules:
+//!
+//! - [`api`]: the REST API (axum), one file per resource;
+//! - [`sync`]: import and export jobs and their Label Studio status;
+//! - [`tasks`]: task-file parsing and task-data presentation;
+//! - [`plugin`]: the wasmtime runtime, adapter registry, grants and limits;
+//! - [`store`]: SQLite, the only place with SQL.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod plugin;
+pub mod store;
+pub mod sync;
+pub mod tasks;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Everything a request or a job needs. Shared as `Arc<App>`.
+pub struct App {
+    pub settings: config::Settings,
+    pub store: store::Store,
+    pub registry: plugin::Registry,
+    /// Storages with a sync running (one at a time per storage).
+    pub syncing: Mutex<HashSet<i64>>,
+}
+
+impl App {
+    /// Opens the database and loads the adapters (`stowage serve` start-up minus binding).
+    pub async fn start(settings: config::Settings) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let store = store::Store::open(&settings.data_dir.join("stowage.sqlite3"))?;
+        let interrupted = store.fail_interrupted_syncs()?;
+        if interrupted > 0 {
+            tracing::warn!(interrupted, "syncs interrupted by the previous shutdown marked failed");
+        }
+        let limits = plugin::Limits {
+            call_timeout: std::time::Duration::from_millis(settings.call_timeout_ms),
+            memory_bytes: (settings.adapter_memory_mib as usize) << 20,
+        };
+        let registry = plugin::Registry::load_dir(&settings.adapters_dir, &settings.data_dir.join("adapter-cache"), limits).await?;
+        Ok(App { settings, store, registry, syncing: Mutex::new(HashSet::new()) })
+    }
+}

@@ -1,0 +1,86 @@
+//! Host bindings per supported version of the `stowage:storage` WIT package (one module per
+//! version, as Zed's extension host does), and conversions to the host's own types.
+
+/// `stowage:storage@0.1.0` (`wit/since_v0.1.0`).
+pub mod since_v0_1_0 {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.1.0",
+        world: "adapter",
+        exports: { default: async },
+    });
+
+    pub use exports::stowage::storage::backend_api::{ByteRange, Method};
+    pub use stowage::storage::types as wit;
+
+    use crate::domain;
+    use crate::error::{ErrorKind, StorageError};
+
+    /// The oldest and newest WIT versions this module serves.
+    pub const MIN_VERSION: &str = "0.1.0";
+    pub const MAX_VERSION: &str = "0.1.0";
+
+    pub fn error(op: &'static str, e: wit::Error) -> StorageError {
+        let (kind, message) = match e {
+            wit::Error::NotFound(m) => (ErrorKind::NotFound, m),
+            wit::Error::Denied(m) => (ErrorKind::Denied, m),
+            wit::Error::Throttled(s) => (ErrorKind::Throttled(s), "the storage asked to slow down".into()),
+            wit::Error::Transient(m) => (ErrorKind::Transient, m),
+            wit::Error::InvalidConfig(m) => (ErrorKind::InvalidConfig, m),
+            wit::Error::Unsupported(m) => (ErrorKind::Unsupported, m),
+        };
+        StorageError::new(kind, op, message)
+    }
+
+    impl From<wit::Entry> for domain::Entry {
+        fn from(e: wit::Entry) -> Self {
+            domain::Entry { key: e.key, size: e.size, etag: e.etag, last_modified: e.last_modified }
+        }
+    }
+
+    impl From<wit::Object> for domain::ObjectData {
+        fn from(o: wit::Object) -> Self {
+            domain::ObjectData { body: o.body, total_size: o.total_size, etag: o.etag, content_type: o.content_type }
+        }
+    }
+
+    impl From<wit::AdapterInfo> for domain::AdapterInfo {
+        fn from(i: wit::AdapterInfo) -> Self {
+            let settings = i
+                .settings
+                .into_iter()
+                .map(|s| {
+                    let kind = match s.kind {
+                        wit::SettingKind::Text => domain::SettingKind::Text,
+                        wit::SettingKind::Boolean => domain::SettingKind::Boolean,
+                        wit::SettingKind::Integer => domain::SettingKind::Integer,
+                    };
+                    let default = s.default_value.map(|v| match kind {
+                        domain::SettingKind::Text => serde_json::Value::String(v),
+                        _ => serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v)),
+                    });
+                    domain::SettingSpec { name: s.name, kind, secret: s.secret, required: s.required, default, help: s.help }
+                })
+                .collect();
+            let caps = i.capabilities;
+            domain::AdapterInfo {
+                type_name: i.type_name,
+                title: i.title,
+                capabilities: domain::Capabilities {
+                    read: caps.contains(wit::Capabilities::READ),
+                    write: caps.contains(wit::Capabilities::WRITE),
+                    delete: caps.contains(wit::Capabilities::DELETE),
+                    presign: caps.contains(wit::Capabilities::PRESIGN),
+                },
+                settings,
+                grants: i
+                    .grants
+                    .into_iter()
+                    .map(|g| match g {
+                        wit::GrantRequest::Directory(s) => domain::GrantRequest::Directory(s),
+                    })
+                    .collect(),
+                regex_on_basename: i.regex_on_basename,
+            }
+        }
+    }
+}

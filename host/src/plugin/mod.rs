@@ -1,0 +1,20 @@
+//! The plugin runtime: loads storage adapters (wasm32-wasip2 components) and runs their calls
+//! in a sandbox.
+//!
+//! 1. [`engine`] builds the wasmtime engine (epoch interruption) and loads components through an
+//!    on-disk cache of compiled code keyed by content hash and engine.
+//! 2. [`registry`] loads every `*.wasm` of the adapters directory, reads each manifest and keys the
+//!    adapter by the storage type it declares.
+//! 3. [`grants`] turns a manifest's requests and a storage's settings into what the sandbox allows.
+//! 4. [`instance`] opens a [`Session`] on one storage: a store with those grants, a deadline per
+//!    call and a memory cap; a trapped instance is rebuilt on the next call.
+
+pub mod bindings;
+pub mod engine;
+pub mod grants;
+pub mod instance;
+pub mod registry;
+
+pub use grants::Grant;
+pub use instance::{Limits, Session};
+pub use registry::{Adapter, Registry};

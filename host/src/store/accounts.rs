@@ -1,0 +1,101 @@
+//! Users, API tokens and projects.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Result, Store};
+use crate::domain::{Project, User, now};
+
+const USER_COLS: &str = "id, email, username, first_name, last_name";
+const PROJECT_COLS: &str = "id, title, description, label_config, created_by, created_at, updated_at";
+
+fn user(r: &rusqlite::Row) -> rusqlite::Result<User> {
+    Ok(User { id: r.get(0)?, email: r.get(1)?, username: r.get(2)?, first_name: r.get(3)?, last_name: r.get(4)? })
+}
+
+fn project(r: &rusqlite::Row) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        description: r.get(2)?,
+        label_config: r.get(3)?,
+        created_by: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+impl Store {
+    /// Creates the first user with API token `token` when there is no user yet.
+    /// Returns `true` when it was created. With users present, a given `token` is added to the
+    /// first user so a restart with a new `STOWAGE_TOKEN` still works.
+    pub fn bootstrap_user(&self, token: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let first: Option<i64> = tx.query_row("SELECT id FROM users ORDER BY id LIMIT 1", [], |r| r.get(0)).optional()?;
+        let (id, created) = match first {
+            Some(id) => (id, false),
+            None => {
+                tx.execute(
+                    "INSERT INTO users (email, username, created_at) VALUES ('admin@stowage.local', 'admin', ?1)",
+                    [now()],
+                )?;
+                (tx.last_insert_rowid(), true)
+            }
+        };
+        tx.execute("INSERT OR IGNORE INTO tokens (key, user_id, created_at) VALUES (?1, ?2, ?3)", params![token, id, now()])?;
+        tx.commit()?;
+        Ok(created)
+    }
+
+    pub fn has_users(&self) -> Result<bool> {
+        Ok(self.conn().query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
+    }
+
+    pub fn user_by_token(&self, token: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = (SELECT user_id FROM tokens WHERE key = ?1)");
+        Ok(self.conn().query_row(&sql, [token], user).optional()?)
+    }
+
+    pub fn user(&self, id: i64) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?1");
+        Ok(self.conn().query_row(&sql, [id], user).optional()?)
+    }
+
+    pub fn create_project(&self, title: &str, description: &str, label_config: &str, created_by: i64) -> Result<Project> {
+        let conn = self.conn();
+        let t = now();
+        conn.execute(
+            "INSERT INTO projects (title, description, label_config, created_by, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![title, description, label_config, created_by, t],
+        )?;
+        let id = conn.last_insert_rowid();
+        let sql = format!("SELECT {PROJECT_COLS} FROM projects WHERE id = ?1");
+        Ok(conn.query_row(&sql, [id], project)?)
+    }
+
+    pub fn project(&self, id: i64) -> Result<Option<Project>> {
+        let sql = format!("SELECT {PROJECT_COLS} FROM projects WHERE id = ?1");
+        Ok(self.conn().query_row(&sql, [id], project).optional()?)
+    }
+
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLS} FROM projects ORDER BY id"))?;
+        Ok(stmt.query_map([], project)?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Updates the given fields of a project; `None` keeps the stored value.
+    pub fn update_project(&self, id: i64, title: Option<&str>, description: Option<&str>, label_config: Option<&str>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE projects SET title = COALESCE(?2, title), description = COALESCE(?3, description),
+             label_config = COALESCE(?4, label_config), updated_at = ?5 WHERE id = ?1",
+            params![id, title, description, label_config, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a project with its tasks, annotations and storages.
+    pub fn delete_project(&self, id: i64) -> Result<bool> {
+        Ok(self.conn().execute("DELETE FROM projects WHERE id = ?1", [id])? > 0)
+    }
+}

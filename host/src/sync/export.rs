@@ -1,0 +1,99 @@
+//! Export: one JSON document per annotation at `{prefix}/{annotation_id}` (or `{annotation_id}`
+//! without a prefix), written on export sync and on every annotation save; deleted with the
+//! annotation when the storage has `can_delete_objects` (`io_storages/base_models.py::ExportStorage`).
+
+use serde_json::Value;
+
+use super::connect::connect;
+use super::job::{Failed, Report};
+use crate::App;
+use crate::domain::{Direction, Storage};
+use crate::error::{ErrorKind, StorageError};
+use crate::plugin::Session;
+use crate::store::ExportLink;
+use crate::tasks::document;
+use crate::with_retry;
+
+/// Object key of an annotation in an export storage: Label Studio's `ExportStorageLink.get_key`
+/// (`str(annotation.id)`, under `prefix` when one is set).
+pub fn object_key(storage: &Storage, annotation_id: i64) -> String {
+    match storage.text("prefix").map(|p| p.trim_end_matches('/')) {
+        Some(p) if !p.is_empty() => format!("{p}/{annotation_id}"),
+        _ => annotation_id.to_string(),
+    }
+}
+
+fn internal(op: &'static str, e: impl std::fmt::Display) -> StorageError {
+    tracing::error!("store error during export: {e}");
+    StorageError::new(ErrorKind::Transient, op, "internal error; see the service log")
+}
+
+/// Writes one annotation's document and records the link. `Ok(false)`: the annotation (or its
+/// task) was deleted meanwhile, nothing to write.
+async fn write_one(app: &App, session: &mut Session, storage: &Storage, annotation_id: i64) -> Result<bool, StorageError> {
+    let store = &app.store;
+    let Some(a) = store.annotation(annotation_id).map_err(|e| internal("put", e))? else { return Ok(false) };
+    let Some(task) = store.task(a.task_id).map_err(|e| internal("put", e))? else { return Ok(false) };
+    let project = store.project(a.project_id).map_err(|e| internal("put", e))?;
+    let author = match a.completed_by {
+        Some(u) => store.user(u).map_err(|e| internal("put", e))?,
+        None => None,
+    };
+    let doc = document::export_document(&a, &task, project.as_ref(), author.as_ref());
+    let body = serde_json::to_vec_pretty(&doc).expect("JSON values serialize");
+    let key = object_key(storage, annotation_id);
+    with_retry!(session.put(&key, &body, Some("application/json")))?;
+    store.upsert_export_link(storage.id, annotation_id, &key).map_err(|e| internal("put", e))?;
+    Ok(true)
+}
+
+/// Export sync: writes every annotation of the project.
+pub(super) async fn run(app: &App, storage: &Storage) -> Result<Report, Failed> {
+    let mut session = connect(app, storage).map_err(|e| Failed(e.to_string()))?;
+    let ids = app.store.project_annotation_ids(storage.project_id).map_err(|e| Failed(internal("put", e).message))?;
+    let mut report = Report::default();
+    for id in &ids {
+        match write_one(app, &mut session, storage, *id).await {
+            Ok(written) => report.count += i64::from(written),
+            Err(e) => report.failures.push(format!("annotation {id}: {e}")),
+        }
+    }
+    report.meta.insert("total_annotations".into(), Value::from(ids.len()));
+    Ok(report)
+}
+
+/// After an annotation is created or updated: writes it to every export storage of its project.
+/// Failures are logged; the next export sync writes it again.
+pub async fn annotation_saved(app: &App, project_id: i64, annotation_id: i64) {
+    let storages = match app.store.storages(Direction::Export, None, project_id) {
+        Ok(s) => s,
+        Err(e) => return tracing::error!("listing export storages: {e}"),
+    };
+    for storage in storages {
+        let result = match connect(app, &storage) {
+            Ok(mut session) => write_one(app, &mut session, &storage, annotation_id).await.map(drop),
+            Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "put", e.to_string())),
+        };
+        if let Err(e) = result {
+            tracing::warn!(storage = storage.id, annotation = annotation_id, "export failed: {e}");
+        }
+    }
+}
+
+/// After an annotation is deleted: deletes its objects from the export storages that allow it
+/// (`can_delete_objects`). `links` are the annotation's export links, read before the deletion.
+pub async fn annotation_deleted(app: &App, links: Vec<ExportLink>) {
+    for link in links {
+        let Ok(Some(storage)) = app.store.storage(link.storage_id) else { continue };
+        if !storage.flag("can_delete_objects") {
+            continue;
+        }
+        let result = match connect(app, &storage) {
+            Ok(mut session) => with_retry!(session.delete(std::slice::from_ref(&link.key))),
+            Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "delete", e.to_string())),
+        };
+        if let Err(e) = result {
+            tracing::warn!(storage = storage.id, key = link.key, "deleting an exported annotation failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Import sync: list the storage page by page, filter, skip what is linked, build tasks, and
+//! commit each page in one transaction (so a failure keeps every committed page).
+
+use std::collections::HashSet;
+
+use regex::Regex;
+use serde_json::{Value, json};
+
+use super::connect::connect;
+use super::job::{Failed, Report};
+use crate::App;
+use crate::domain::{NewTask, Storage};
+use crate::store::ImportedObject;
+use crate::tasks::{DATA_UNDEFINED, parse_task_file};
+use crate::with_retry;
+
+/// Objects per listing page (S3's maximum `MaxKeys`).
+pub const PAGE_SIZE: u32 = 1000;
+
+/// Compiles `regex_filter` with Python `re.match` semantics: anchored at the start only.
+/// Empty or unset matches everything.
+pub fn compile_filter(pattern: Option<&str>) -> Result<Option<Regex>, String> {
+    match pattern {
+        None => Ok(None),
+        Some(p) if p.is_empty() => Ok(None),
+        Some(p) => Regex::new(&format!("^(?:{p})")).map(Some).map_err(|e| format!("regex_filter is not a valid regular expression: {e}")),
+    }
+}
+
+fn internal(e: crate::store::StoreError) -> Failed {
+    tracing::error!("store error during sync: {e}");
+    Failed("internal error while saving tasks; see the service log".into())
+}
+
+pub(super) async fn run(app: &App, storage: &Storage, run_id: i64) -> Result<Report, Failed> {
+    let mut session = connect(app, storage).map_err(|e| Failed(e.to_string()))?;
+    let filter = compile_filter(storage.text("regex_filter")).map_err(Failed)?;
+    let on_basename = session.info().regex_on_basename;
+    let prefix = storage.text("prefix").unwrap_or("").to_string();
+    let recursive = storage.flag("recursive_scan");
+    let blob_mode = storage.flag("use_blob_urls");
+    let existed = app.store.import_link_count(storage.id).map_err(internal)?;
+
+    let mut report = Report::default();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = with_retry!(session.list(&prefix, cursor.as_deref(), PAGE_SIZE, recursive)).map_err(|e| Failed(e.to_string()))?;
+        let candidates: Vec<_> = page
+            .entries
+            .into_iter()
+            .filter(|e| !e.key.ends_with('/'))
+            .filter(|e| {
+                let subject = if on_basename { e.key.rsplit('/').next().unwrap_or(&e.key) } else { &e.key };
+                filter.as_ref().is_none_or(|re| re.is_match(subject))
+            })
+            .collect();
+        let keys: Vec<&str> = candidates.iter().map(|e| e.key.as_str()).collect();
+        let linked: HashSet<String> = app.store.linked_keys(storage.id, &keys).map_err(internal)?;
+
+        let mut objects = Vec::new();
+        for entry in candidates.into_iter().filter(|e| !linked.contains(&e.key)) {
+            let rows = if blob_mode {
+                let uri = session.blob_uri(&entry.key).await.map_err(|e| Failed(e.to_string()))?;
+                vec![(None, NewTask { data: json!({ DATA_UNDEFINED: uri }), ..Default::default() })]
+            } else {
+                let parsed = match with_retry!(session.get(&entry.key, None)) {
+                    Ok(object) => parse_task_file(&entry.key, &object.body),
+                    Err(e) => Err(e.to_string()),
+                };
+                match parsed {
+                    Ok(rows) => rows,
+                    Err(reason) => {
+                        report.failures.push(format!("{}: {reason}", entry.key));
+                        continue;
+                    }
+                }
+            };
+            objects.push(ImportedObject { key: entry.key, etag: entry.etag, size: entry.size, last_modified: entry.last_modified, rows });
+        }
+        report.count += app.store.insert_imported(storage.id, storage.project_id, &objects).map_err(internal)?;
+        app.store.save_sync_cursor(run_id, page.next_cursor.as_deref(), report.count).map_err(internal)?;
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    report.meta.insert("tasks_existed".into(), Value::from(existed));
+    if !report.failures.is_empty() {
+        report.meta.insert("objects_failed".into(), Value::from(report.failures.len()));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_filter_is_anchored_at_the_start_only() {
+        let re = compile_filter(Some(r".*\.json")).unwrap().unwrap();
+        assert!(re.is_match("a/b.json"));
+        assert!(re.is_match("b.jsonl"), "Python re.match does not anchor the end");
+        let re = compile_filter(Some("img")).unwrap().unwrap();
+        assert!(re.is_match("img_1.png"));
+        assert!(!re.is_match("x_img.png"));
+        assert!(compile_filter(Some("")).unwrap().is_none());
+        assert!(compile_filter(Some("(")).unwrap_err().starts_with("regex_filter is not a valid regular expression"));
+    }
+}

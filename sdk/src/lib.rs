@@ -1,0 +1,186 @@
+//! Build a stowage storage adapter.
+//!
+//! An adapter is a `wasm32-wasip2` component that implements the WIT world `stowage:storage/adapter`
+//! (`wit/since_v0.1.0/storage.wit`). This crate owns the bindings so an adapter crate holds only
+//! backend logic:
+//!
+//! 1. implement [`Backend`] for a type holding your parsed configuration;
+//! 2. call [`export_adapter!`] with that type;
+//! 3. `cargo build --release --target wasm32-wasip2` emits the component (`crate-type = ["cdylib"]`).
+//!
+//! ```ignore
+//! struct Mine { root: String }
+//! impl stowage_sdk::Backend for Mine {
+//!     fn describe() -> stowage_sdk::AdapterInfo { /* type name, settings, grants */ }
+//!     fn open(config: stowage_sdk::Config) -> Result<Self, stowage_sdk::Error> {
+//!         Ok(Mine { root: config.require("root")?.to_string() })
+//!     }
+//!     fn blob_uri(&self, key: &str) -> String { format!("mine://{}/{key}", self.root) }
+//! }
+//! stowage_sdk::export_adapter!(Mine);
+//! ```
+//!
+//! Rules the host relies on: never retry (return `transient`/`throttled` and the host retries);
+//! keep no state between calls that correctness depends on (an instance may be rebuilt at any time);
+//! never put secrets in error messages.
+//!
+//! With the `conformance` feature (native only), [`conformance`] holds the checks every adapter must pass.
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/since_v0.1.0",
+        world: "adapter",
+        pub_export_macro: true,
+        default_bindings_module: "stowage_sdk::bindings",
+    });
+}
+
+use bindings::exports::stowage::storage::backend_api as api;
+pub use bindings::stowage::storage::types::{
+    AdapterInfo, ByteRange, Capabilities, Entry, Error, GrantRequest, Method, Object, Page, Setting,
+    SettingKind,
+};
+
+/// The WIT package version this SDK builds adapters for.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// A storage's configuration as passed to [`Backend::open`]: plain settings and secrets,
+/// each a (name, value) pair in plain text (booleans `true`/`false`, integers in decimal).
+#[derive(Clone, Default)]
+pub struct Config {
+    pub settings: Vec<(String, String)>,
+    pub secrets: Vec<(String, String)>,
+}
+
+impl Config {
+    /// A setting or secret by name; `None` when unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .chain(self.secrets.iter())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A setting that must be set and non-empty.
+    ///
+    /// # Errors
+    /// `invalid-config("<name> must be set")` when missing or empty.
+    pub fn require(&self, name: &str) -> Result<&str, Error> {
+        match self.get(name) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(Error::InvalidConfig(format!("{name} must be set"))),
+        }
+    }
+
+    /// A boolean setting; unset means `default`.
+    pub fn flag(&self, name: &str, default: bool) -> bool {
+        self.get(name).map_or(default, |v| v == "true")
+    }
+}
+
+/// `Debug` shows setting names only: values may be secrets.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |v: &[(String, String)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        f.debug_struct("Config")
+            .field("settings", &names(&self.settings))
+            .field("secrets", &names(&self.secrets))
+            .finish()
+    }
+}
+
+/// `unsupported("<op> is not supported by this storage")`, the default of every optional operation.
+pub fn unsupported(op: &str) -> Error {
+    Error::Unsupported(format!("{op} is not supported by this storage"))
+}
+
+/// What an adapter implements. Every operation but `describe`, `open` and `blob_uri` has a default
+/// that returns `unsupported`, so a read-only adapter implements `list`, `stat` and `get` only.
+///
+/// Each method runs inside one host call with a deadline and a memory cap; a panic traps the
+/// instance and fails that call only.
+pub trait Backend: Sized + 'static {
+    /// Static description: storage type name, title, settings and sandbox grants. Called once at load.
+    fn describe() -> AdapterInfo;
+    /// Parses the configuration. Must not do I/O (the host calls it for every instance).
+    fn open(config: Config) -> Result<Self, Error>;
+    /// Validates the connection (credentials, bucket or directory exists).
+    fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+    /// One page of keys under `prefix`, sorted, at most `page_size` entries.
+    fn list(&self, _prefix: &str, _cursor: Option<String>, _page_size: u32, _recursive: bool) -> Result<Page, Error> {
+        Err(unsupported("list"))
+    }
+    fn stat(&self, _key: &str) -> Result<Entry, Error> {
+        Err(unsupported("stat"))
+    }
+    fn get(&self, _key: &str, _range: Option<ByteRange>) -> Result<Object, Error> {
+        Err(unsupported("get"))
+    }
+    fn put(&self, _key: &str, _body: Vec<u8>, _content_type: Option<String>) -> Result<(), Error> {
+        Err(unsupported("put"))
+    }
+    fn delete(&self, _keys: Vec<String>) -> Result<(), Error> {
+        Err(unsupported("delete"))
+    }
+    fn presign(&self, _method: Method, _key: &str, _ttl_seconds: u32) -> Result<String, Error> {
+        Err(unsupported("presign"))
+    }
+    /// The URI a blob-mode task stores for `key`.
+    fn blob_uri(&self, key: &str) -> String;
+}
+
+/// Wraps a [`Backend`] as the WIT `backend` resource. Used by [`export_adapter!`].
+#[doc(hidden)]
+pub struct Resource<T>(pub T);
+
+impl<T: Backend> api::GuestBackend for Resource<T> {
+    fn open(settings: Vec<(String, String)>, secrets: Vec<(String, String)>) -> Result<api::Backend, Error> {
+        T::open(Config { settings, secrets }).map(|b| api::Backend::new(Resource(b)))
+    }
+    fn check(&self) -> Result<(), Error> {
+        self.0.check()
+    }
+    fn list(&self, prefix: String, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
+        self.0.list(&prefix, cursor, page_size, recursive)
+    }
+    fn stat(&self, key: String) -> Result<Entry, Error> {
+        self.0.stat(&key)
+    }
+    fn get(&self, key: String, range: Option<ByteRange>) -> Result<Object, Error> {
+        self.0.get(&key, range)
+    }
+    fn put(&self, key: String, body: Vec<u8>, content_type: Option<String>) -> Result<(), Error> {
+        self.0.put(&key, body, content_type)
+    }
+    fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
+        self.0.delete(keys)
+    }
+    fn presign(&self, method: Method, key: String, ttl_seconds: u32) -> Result<String, Error> {
+        self.0.presign(method, &key, ttl_seconds)
+    }
+    fn blob_uri(&self, key: String) -> String {
+        self.0.blob_uri(&key)
+    }
+}
+
+/// Exports a [`Backend`] implementation as the adapter component.
+#[macro_export]
+macro_rules! export_adapter {
+    ($backend:ty) => {
+        struct __StowageAdapter;
+        impl $crate::bindings::exports::stowage::storage::backend_api::Guest for __StowageAdapter {
+            type Backend = $crate::Resource<$backend>;
+            fn describe() -> $crate::AdapterInfo {
+                <$backend as $crate::Backend>::describe()
+            }
+        }
+        $crate::bindings::export!(__StowageAdapter with_types_in $crate::bindings);
+    };
+}

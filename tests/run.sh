@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The test command (see README): build adapters + host once, then run the Rust suites and
+# the Python suite that drives the service through the official Label Studio SDK.
+# Exits non-zero if any build or any suite fails. Under CI=true, skips count as failures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+# Nothing here is meant to outlive the script; suites start their own servers, but make
+# sure a Ctrl-C never leaves a background child behind.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
+
+adapters/build.sh
+cargo build --release -p stowage
+
+# The venv lives outside the clone so fresh clones and `git clean` don't pay the
+# (large: numpy/pandas/opencv) SDK install again.
+CACHE=${STOWAGE_CACHE:-$HOME/.cache/stowage}
+VENV=$CACHE/venv
+REQ=tests/python/requirements.txt
+if [[ ! -x $VENV/bin/python ]]; then
+    mkdir -p "$CACHE"
+    python3 -m venv "$VENV"
+fi
+# Reinstall only when the pins change (stamp = copy of the requirements last installed).
+if ! cmp -s "$REQ" "$VENV/.stowage-requirements"; then
+    "$VENV/bin/pip" install --disable-pip-version-check -q -r "$REQ"
+    cp "$REQ" "$VENV/.stowage-requirements"
+fi
+
+export STOWAGE_BIN=$ROOT/target/release/stowage
+export STOWAGE_TEST_ADAPTERS=$ROOT/target/test-adapters
+
+# Run both suites even if the first fails, so one run reports everything.
+status=0
+cargo test --release --workspace \
+    --exclude stowage-adapter-localfs --exclude stowage-test-misbehave || status=1
+"$VENV/bin/python" -m pytest tests/python -q || status=1
+
+if ((status)); then echo "tests/run.sh: FAILED" >&2; else echo "tests/run.sh: all passed"; fi
+exit $status
