@@ -49,7 +49,7 @@ impl fmt::Display for StorageError {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::AdapterFailed => "adapter failed",
         };
-        write!(f, "{} {what}: {}", self.op, self.message)
+        write!(f, "{}: {what}: {}", self.op, self.message)
     }
 }
 
@@ -62,7 +62,7 @@ mod tests {
     #[test]
     fn display_names_operation_kind_and_message() {
         let e = StorageError::new(ErrorKind::NotFound, "get", "a.json: no such file");
-        assert_eq!(e.to_string(), "get not found: a.json: no such file");
+        assert_eq!(e.to_string(), "get: not found: a.json: no such file");
         assert!(!e.is_retryable());
         assert!(StorageError::new(ErrorKind::Throttled(Some(3)), "list", "slow down").is_retryable());
     }

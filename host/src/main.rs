@@ -4,12 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use axum::ServiceExt;
 use clap::Parser;
 use rand::Rng;
-use tower::Layer;
-use tower_http::normalize_path::NormalizePathLayer;
-use tower_http::trace::TraceLayer;
 
 use stowage::config::{Cli, Command};
 use stowage::{App, api};
@@ -44,20 +40,15 @@ async fn main() -> anyhow::Result<()> {
         None => {}
     }
 
-    let app = Arc::new(app);
-    let router = api::router(app).layer(TraceLayer::new_for_http());
-    // Label Studio treats `/api/x` and `/api/x/` alike; match routes without the slash.
-    let service = NormalizePathLayer::trim_trailing_slash().layer(router);
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!(%bind, startup_ms = started.elapsed().as_secs_f64() * 1e3, "stowage listening");
-    axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(service))
-        .with_graceful_shutdown(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
-            }
-        })
-        .await?;
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    };
+    api::serve(listener, Arc::new(app), shutdown).await?;
     Ok(())
 }

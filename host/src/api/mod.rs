@@ -13,7 +13,10 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Json, Router, ServiceExt};
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+use tower_http::trace::TraceLayer;
 use serde_json::json;
 
 use crate::App;
@@ -36,8 +39,18 @@ impl FromRequestParts<Arc<App>> for Caller {
     }
 }
 
-/// All routes. Paths are matched without their trailing slash (see `main`, which wraps this in
-/// `NormalizePath`), so `/api/storages/s3` and `/api/storages/s3/` are the same, as in Label Studio.
+/// The HTTP service: [`router`] behind request tracing, matching paths without their trailing
+/// slash, so `/api/storages/s3` and `/api/storages/s3/` are the same, as in Label Studio.
+pub fn service(app: Arc<App>) -> NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(router(app).layer(TraceLayer::new_for_http()))
+}
+
+/// Serves [`service`] on `listener` until `shutdown` completes.
+pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(service(app))).with_graceful_shutdown(shutdown).await
+}
+
+/// All routes, matched without trailing slash (see [`service`]).
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "UP"})) }))

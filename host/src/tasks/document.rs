@@ -69,7 +69,8 @@ pub fn export_document(a: &Annotation, task_row: &Task, project: Option<&Project
     let mut doc = annotation(a);
     let obj = doc.as_object_mut().expect("annotation is an object");
     obj.insert("completed_by".into(), author.map_or(Value::Null, user_brief));
-    obj.insert("created_username".into(), Value::from(author.map_or(String::new(), |u| format!("{} {}, {}", u.first_name, u.last_name, u.id).trim().to_string())));
+    // Label Studio's `created_username` is "<email>, <user id>".
+    obj.insert("created_username".into(), Value::from(author.map_or(String::new(), |u| format!("{}, {}", u.email, u.id))));
     obj.insert("created_ago".into(), Value::from(""));
     obj.insert("task".into(), task(task_row, project));
     doc
