@@ -67,7 +67,9 @@ async fn sync_once(app: &App, storage: Storage) -> Result<(), crate::store::Stor
     let attempts = storage.meta.get("attempts").and_then(Value::as_i64).unwrap_or(0) + 1;
     let mut progress = SyncProgress {
         status: "queued".into(),
-        traceback: storage.traceback.clone(),
+        // Cleared at each run: Label Studio keeps a stale traceback after a later success, which
+        // reads as a current error.
+        traceback: None,
         meta: json!({"attempts": attempts, "time_queued": meta_time()}),
         last_sync: None,
         last_sync_count: None,
