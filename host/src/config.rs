@@ -52,9 +52,4 @@ pub struct Settings {
     /// Memory cap of one adapter instance, in MiB.
     #[arg(long, env = "STOWAGE_ADAPTER_MEMORY_MIB", default_value_t = 256)]
     pub adapter_memory_mib: u64,
-
-    /// Base URL prepended to generated links (Label Studio's `LABEL_STUDIO_HOST`); empty gives
-    /// relative URLs, as Label Studio does.
-    #[arg(long, env = "STOWAGE_HOST", default_value = "")]
-    pub host: String,
 }

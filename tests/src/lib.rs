@@ -38,7 +38,6 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64) -> Settings {
         token: Some(TOKEN.into()),
         call_timeout_ms,
         adapter_memory_mib: 64,
-        host: String::new(),
     }
 }
 

@@ -10,7 +10,7 @@ pub mod since_v0_1_0 {
     });
 
     pub use exports::stowage::storage::backend_api::{ByteRange, Method};
-    pub use stowage::storage::types as wit;
+    pub use self::stowage::storage::types as wit;
 
     use crate::domain;
     use crate::error::{ErrorKind, StorageError};
