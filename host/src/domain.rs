@@ -209,6 +209,28 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// A storage not yet saved (`id` 0, status `initialized`), e.g. to validate a create request.
+    pub fn new(direction: Direction, type_name: &str, project_id: i64, fields: serde_json::Map<String, serde_json::Value>) -> Storage {
+        Storage {
+            id: 0,
+            direction,
+            type_name: type_name.into(),
+            project_id,
+            title: None,
+            description: None,
+            fields,
+            secrets: serde_json::Map::new(),
+            synchronizable: true,
+            status: "initialized".into(),
+            traceback: None,
+            meta: serde_json::json!({}),
+            last_sync: None,
+            last_sync_count: None,
+            last_sync_job: None,
+            created_at: String::new(),
+        }
+    }
+
     pub fn text(&self, name: &str) -> Option<&str> {
         self.fields.get(name).and_then(|v| v.as_str()).filter(|s| !s.is_empty())
     }

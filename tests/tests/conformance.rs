@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use stowage::domain::{Direction, Storage};
 use stowage::error::ErrorKind;
 use stowage::plugin::Session;
@@ -55,24 +55,7 @@ fn storage_for(svc: &Service, type_name: &str) -> (Storage, Option<PathBuf>) {
         }
         other => panic!("no conformance fixture for storage type {other:?}: add one in tests/tests/conformance.rs"),
     };
-    let storage = Storage {
-        id: 0,
-        direction: Direction::Export,
-        type_name: type_name.into(),
-        project_id: 0,
-        title: None,
-        description: None,
-        fields,
-        secrets: Map::new(),
-        synchronizable: true,
-        status: "initialized".into(),
-        traceback: None,
-        meta: json!({}),
-        last_sync: None,
-        last_sync_count: None,
-        last_sync_job: None,
-        created_at: String::new(),
-    };
+    let storage = Storage::new(Direction::Export, type_name, 0, fields);
     (storage, dir)
 }
 

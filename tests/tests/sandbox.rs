@@ -12,24 +12,7 @@ use stowage_tests::Service;
 fn local_storage(dir: &std::path::Path, direction: Direction) -> Storage {
     let mut fields = Map::new();
     fields.insert("path".into(), Value::from(dir.to_str().unwrap()));
-    Storage {
-        id: 0,
-        direction,
-        type_name: "localfiles".into(),
-        project_id: 0,
-        title: None,
-        description: None,
-        fields,
-        secrets: Map::new(),
-        synchronizable: true,
-        status: "initialized".into(),
-        traceback: None,
-        meta: json!({}),
-        last_sync: None,
-        last_sync_count: None,
-        last_sync_job: None,
-        created_at: String::new(),
-    }
+    Storage::new(direction, "localfiles", 0, fields)
 }
 
 #[tokio::test]

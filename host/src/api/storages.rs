@@ -18,7 +18,6 @@ use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{AdapterInfo, Direction, SettingKind, Storage};
 use crate::plugin::Adapter;
-use crate::store::NewStorage;
 use crate::sync::{self, ConnectError, connect};
 
 pub fn routes() -> Router<Arc<App>> {
@@ -226,27 +225,6 @@ fn storage_or_404(app: &App, type_name: &str, dir: Direction, id: i64) -> ApiRes
     app.store.storage(id)?.filter(|s| s.type_name == type_name && s.direction == dir).ok_or_else(ApiError::not_found)
 }
 
-fn blank(dir: Direction, type_name: &str) -> Storage {
-    Storage {
-        id: 0,
-        direction: dir,
-        type_name: type_name.into(),
-        project_id: 0,
-        title: None,
-        description: None,
-        fields: Map::new(),
-        secrets: Map::new(),
-        synchronizable: true,
-        status: "initialized".into(),
-        traceback: None,
-        meta: json!({}),
-        last_sync: None,
-        last_sync_count: None,
-        last_sync_job: None,
-        created_at: String::new(),
-    }
-}
-
 #[derive(Deserialize)]
 struct ProjectQuery {
     project: Option<i64>,
@@ -285,10 +263,10 @@ async fn list(
 }
 
 /// Builds a storage from a create or validate body; `Err` holds the validation errors.
-async fn from_body(app: &App, dir: Direction, type_name: &str, body: &Map<String, Value>) -> ApiResult<Storage> {
+fn from_body(app: &App, dir: Direction, type_name: &str, body: &Map<String, Value>) -> ApiResult<Storage> {
     let adapter = adapter_or_404(app, type_name, dir)?;
     let specs = field_specs(&adapter.info, dir);
-    let mut s = blank(dir, type_name);
+    let mut s = Storage::new(dir, type_name, 0, Map::new());
     let mut errors = Errors::new();
     if body.get("project").is_none_or(Value::is_null) {
         add(&mut errors, "project", "This field is required.");
@@ -309,18 +287,9 @@ async fn create(
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let dir = direction(&path);
-    let s = from_body(&app, dir, &type_name, &body).await?;
+    let s = from_body(&app, dir, &type_name, &body)?;
     validate_connection(&app, &s).await?;
-    let created = app.store.create_storage(&NewStorage {
-        direction: dir,
-        type_name: type_name.clone(),
-        project_id: s.project_id,
-        title: s.title,
-        description: s.description,
-        fields: s.fields,
-        secrets: s.secrets,
-        synchronizable: s.synchronizable,
-    })?;
+    let created = app.store.create_storage(&s)?;
     // Label Studio exports every existing annotation when a target storage is created
     // (`SYNC_ON_TARGET_STORAGE_CREATION`, default true).
     if dir == Direction::Export {
@@ -341,7 +310,7 @@ async fn validate(
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<StatusCode> {
     let dir = direction(&path);
-    let mut s = from_body(&app, dir, &type_name, &body).await?;
+    let mut s = from_body(&app, dir, &type_name, &body)?;
     if let Some(id) = body.get("id").and_then(Value::as_i64) {
         let stored = storage_or_404(&app, &type_name, dir, id)?;
         let info = &adapter_or_404(&app, &type_name, dir)?.info;

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
-pub use storages::{ExportLink, ImportedObject, NewStorage, SyncProgress};
+pub use storages::{ExportLink, ImportedObject, SyncProgress};
 
 /// A failed database operation. Shown to users only as "internal error"; logged in full.
 #[derive(Debug, thiserror::Error)]

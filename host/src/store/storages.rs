@@ -37,18 +37,6 @@ fn storage(r: &rusqlite::Row) -> rusqlite::Result<Storage> {
     })
 }
 
-/// A storage to create.
-pub struct NewStorage {
-    pub direction: Direction,
-    pub type_name: String,
-    pub project_id: i64,
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub fields: serde_json::Map<String, serde_json::Value>,
-    pub secrets: serde_json::Map<String, serde_json::Value>,
-    pub synchronizable: bool,
-}
-
 /// The sync-related columns of a storage (Label Studio's status fields).
 #[derive(Debug, Clone)]
 pub struct SyncProgress {
@@ -78,7 +66,8 @@ pub struct ExportLink {
 }
 
 impl Store {
-    pub fn create_storage(&self, s: &NewStorage) -> Result<Storage> {
+    /// Saves a new storage from the editable fields of `s` (its id and sync state are ignored).
+    pub fn create_storage(&self, s: &Storage) -> Result<Storage> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO storages (direction, type, project_id, title, description, fields, secrets, synchronizable, created_at)

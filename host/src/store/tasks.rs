@@ -84,11 +84,10 @@ impl Store {
     pub fn create_tasks(&self, project_id: i64, tasks: &[NewTask], created_by: i64) -> Result<Vec<i64>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut inner = next_inner_id(&tx, project_id)?;
+        let first = next_inner_id(&tx, project_id)?;
         let mut ids = Vec::with_capacity(tasks.len());
-        for t in tasks {
+        for (inner, t) in (first..).zip(tasks) {
             ids.push(insert_task(&tx, project_id, inner, t, Some(created_by))?);
-            inner += 1;
         }
         tx.commit()?;
         Ok(ids)

@@ -23,8 +23,7 @@ pub const PAGE_SIZE: u32 = 5000;
 /// Empty or unset matches everything.
 pub fn compile_filter(pattern: Option<&str>) -> Result<Option<Regex>, String> {
     match pattern {
-        None => Ok(None),
-        Some(p) if p.is_empty() => Ok(None),
+        None | Some("") => Ok(None),
         Some(p) => Regex::new(&format!("^(?:{p})")).map(Some).map_err(|e| format!("regex_filter is not a valid regular expression: {e}")),
     }
 }
