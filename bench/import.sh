@@ -6,7 +6,6 @@
 # Env: N (files per mode, default 10000), BENCH_BIND (default 127.0.0.1:18089).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 N=${N:-10000}
 BIND=${BENCH_BIND:-127.0.0.1:18089}
 URL=http://$BIND
@@ -32,7 +31,7 @@ for ((i = 0; i < N; i++)); do
     printf '{"text": "task %d", "n": %d}\n' "$i" "$i" >"$TMP/root/tasks/t$i.json"
 done
 
-start() { # -> prints ms from spawn to the first /health 200
+start() { # sets PID, and START_MS = ms from spawn to the first /health 200
     local t0
     t0=$(now_ms)
     STOWAGE_TOKEN=$TOKEN target/release/stowage serve --bind "$BIND" --data-dir "$TMP/data" \
@@ -55,16 +54,18 @@ api() { # METHOD PATH [JSON] -> prints the body; on HTTP >= 400 shows it and fai
 }
 get() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
-sync_ms() { # STORAGE_ID EXPECTED_COUNT -> ms until the sync has finished
-    local t0 r status
+sync_ms() { # STORAGE_ID EXPECTED_COUNT; sets SYNC_MS = ms until the sync has finished
+    local t0 t1 r status
     t0=$(now_ms)
     r=$(api POST "/api/storages/localfiles/$1/sync")
+    t1=$(now_ms) # before parsing: python start-up is not the service's time
     # LS runs syncs inline without a queue; if this one is queued, poll until it settles.
     while status=$(get status <<<"$r"); [[ $status == queued || $status == in_progress ]]; do
         sleep 0.02
         r=$(api GET "/api/storages/localfiles/$1")
+        t1=$(now_ms)
     done
-    SYNC_MS=$(($(now_ms) - t0))
+    SYNC_MS=$((t1 - t0))
     local count
     count=$(get last_sync_count <<<"$r")
     if [[ $status != completed || $count != "$2" ]]; then
@@ -92,8 +93,8 @@ sync_ms "$BLOB" 0; NOOP_MS=$SYNC_MS
 RSS_AFTER=$(rss_mb)
 
 rate() { awk -v n="$N" -v ms="$1" 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }'; }
-printf '\n%-34s %12s\n' "stowage import bench ($N per mode)" "figure"
-printf '%-34s %12s\n' "blob-mode sync" "$BLOB_MS ms" \
+printf '\n%-40s %12s\n' "stowage import bench ($N per mode)" "figure"
+printf '%-40s %12s\n' "blob-mode sync" "$BLOB_MS ms" \
     "  tasks/s" "$(rate "$BLOB_MS")" \
     "JSON-mode sync" "$JSON_MS ms" \
     "  tasks/s" "$(rate "$JSON_MS")" \

@@ -16,8 +16,8 @@ use serde_json::{Map, Value, json};
 use super::error::{ApiError, ApiResult, Body};
 use super::{AppState, Caller};
 use crate::App;
-use crate::domain::{AdapterInfo, Direction, SettingKind, Storage};
-use crate::plugin::Adapter;
+use crate::domain::{AdapterInfo, Direction, GrantRequest, SettingKind, Storage};
+use crate::plugin::{Adapter, grants};
 use crate::sync::{self, ConnectError, connect};
 
 pub fn routes() -> Router<Arc<App>> {
@@ -50,10 +50,12 @@ struct FieldSpec {
     required: bool,
     /// Declared by the adapter (a connection setting), not by the host.
     adapter: bool,
+    /// Names a directory the sandbox grants: stored normalised.
+    directory: bool,
 }
 
 fn host_field(name: &str, kind: SettingKind, default: Value) -> FieldSpec {
-    FieldSpec { name: name.into(), kind, default, secret: false, required: false, adapter: false }
+    FieldSpec { name: name.into(), kind, default, secret: false, required: false, adapter: false, directory: false }
 }
 
 /// The fields of a storage type in one direction, with Label Studio's defaults (reference §1.1).
@@ -82,6 +84,7 @@ fn field_specs(info: &AdapterInfo, dir: Direction) -> Vec<FieldSpec> {
             secret: s.secret,
             required: s.required,
             adapter: true,
+            directory: info.grants.contains(&GrantRequest::Directory(s.name.clone())),
         });
     }
     specs
@@ -145,6 +148,7 @@ fn apply_body(app: &App, s: &mut Storage, specs: &[FieldSpec], body: &Map<String
     for spec in specs {
         let Some(v) = body.get(&spec.name) else { continue };
         let v = match coerce(spec.kind, v) {
+            Ok(Value::String(dir)) if spec.directory => Value::String(grants::normalize_directory(&dir)),
             Ok(v) => v,
             Err(m) => {
                 add(errors, &spec.name, m);

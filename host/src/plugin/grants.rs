@@ -77,8 +77,42 @@ pub fn resolve(
     Ok((grant, rewritten))
 }
 
+/// Lexical normalisation of a directory setting, as Label Studio stores local-files paths
+/// (`os.path.normpath`, `\\` to `/`, no trailing `/`: `localfiles/functions.py`).
+pub fn normalize_directory(raw: &str) -> String {
+    let raw = raw.trim().replace('\\', "/");
+    let absolute = raw.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            ".." if absolute => {}
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn directories_are_normalised_like_python_normpath() {
+        use super::normalize_directory as n;
+        assert_eq!(n("/data/images/"), "/data/images");
+        assert_eq!(n("/data//a/./b/../c"), "/data/a/c");
+        assert_eq!(n("/.."), "/");
+        assert_eq!(n("a/../.."), "..");
+        assert_eq!(n("\\data\\x"), "/data/x");
+    }
+
     use super::*;
     use crate::domain::Capabilities;
 
