@@ -49,6 +49,19 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_CALL_TIMEOUT_MS", default_value_t = 30_000)]
     pub call_timeout_ms: u64,
 
+    /// Let adapters connect to loopback, private, link-local and other reserved addresses
+    /// (e.g. an S3 server on 127.0.0.1). Off by default: storage endpoints are user input, and
+    /// reaching internal services or the cloud metadata service through them is SSRF. The
+    /// counterpart of Label Studio's `SSRF_PROTECTION_ENABLED=false`.
+    #[arg(long, env = "STOWAGE_ALLOW_PRIVATE_ADDRESSES")]
+    pub allow_private_addresses: bool,
+
+    /// Fill empty storage credentials from the server's environment (`AWS_ACCESS_KEY_ID`, ...,
+    /// as each adapter declares). Off by default: with it, every project member can read
+    /// whatever the server's own identity can (Label Studio does this unconditionally).
+    #[arg(long, env = "STOWAGE_ALLOW_AMBIENT_CREDENTIALS")]
+    pub allow_ambient_credentials: bool,
+
     /// Memory cap of one adapter instance, in MiB.
     #[arg(long, env = "STOWAGE_ADAPTER_MEMORY_MIB", default_value_t = 256)]
     pub adapter_memory_mib: u64,

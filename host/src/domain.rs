@@ -37,15 +37,21 @@ pub struct SettingSpec {
     pub secret: bool,
     pub required: bool,
     pub default: Option<serde_json::Value>,
+    /// Server environment variable used when the setting is empty, if the operator allows
+    /// ambient credentials.
+    pub env_fallback: Option<String>,
     pub help: String,
 }
 
 /// A sandbox capability an adapter asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "setting")]
+#[serde(rename_all = "snake_case")]
 pub enum GrantRequest {
     /// Preopen the directory named by this setting at `/storage`.
     Directory(String),
+    /// Outbound HTTP to the host of the URL in `endpoint_setting`, or, when that setting is
+    /// empty, to hosts matching `default_hosts` (`name` or `*.suffix`).
+    Http { endpoint_setting: String, default_hosts: Vec<String> },
 }
 
 /// What an adapter can do.
@@ -66,6 +72,8 @@ pub struct AdapterInfo {
     pub settings: Vec<SettingSpec>,
     pub grants: Vec<GrantRequest>,
     pub regex_on_basename: bool,
+    /// Schemes of the blob URIs the adapter writes (`s3`), resolved through `key-of-uri`.
+    pub uri_schemes: Vec<String>,
 }
 
 /// One listed object.

@@ -41,7 +41,7 @@ pub mod bindings {
 
 use bindings::exports::stowage::storage::backend_api as api;
 pub use bindings::stowage::storage::types::{
-    AdapterInfo, ByteRange, Capabilities, Entry, Error, GrantRequest, Method, Object, Page, Setting,
+    AdapterInfo, ByteRange, Capabilities, Direction, Entry, Error, GrantRequest, HttpGrant, Method, Object, Page, Setting,
     SettingKind,
 };
 
@@ -109,8 +109,9 @@ pub trait Backend: Sized + 'static {
     fn describe() -> AdapterInfo;
     /// Parses the configuration. Must not do I/O (the host calls it for every instance).
     fn open(config: Config) -> Result<Self, Error>;
-    /// Validates the connection (credentials, bucket or directory exists).
-    fn check(&self) -> Result<(), Error> {
+    /// Validates the connection (credentials, bucket or directory exists); `direction` tells an
+    /// import storage (which must have objects under its prefix) from an export one.
+    fn check(&self, _direction: Direction) -> Result<(), Error> {
         Ok(())
     }
     /// One page of keys under `prefix`, sorted, at most `page_size` entries.
@@ -134,6 +135,10 @@ pub trait Backend: Sized + 'static {
     }
     /// The URI a blob-mode task stores for `key`.
     fn blob_uri(&self, key: &str) -> String;
+    /// The key of `uri` if this storage serves it (inverse of `blob_uri`); `None` by default.
+    fn key_of_uri(&self, _uri: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Wraps a [`Backend`] as the WIT `backend` resource. Used by [`export_adapter!`].
@@ -144,8 +149,8 @@ impl<T: Backend> api::GuestBackend for Resource<T> {
     fn open(settings: Vec<(String, String)>, secrets: Vec<(String, String)>) -> Result<api::Backend, Error> {
         T::open(Config { settings, secrets }).map(|b| api::Backend::new(Resource(b)))
     }
-    fn check(&self) -> Result<(), Error> {
-        self.0.check()
+    fn check(&self, direction: Direction) -> Result<(), Error> {
+        self.0.check(direction)
     }
     fn list(&self, prefix: String, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
         self.0.list(&prefix, cursor, page_size, recursive)
@@ -167,6 +172,9 @@ impl<T: Backend> api::GuestBackend for Resource<T> {
     }
     fn blob_uri(&self, key: String) -> String {
         self.0.blob_uri(&key)
+    }
+    fn key_of_uri(&self, uri: String) -> Option<String> {
+        self.0.key_of_uri(&uri)
     }
 }
 

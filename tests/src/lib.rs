@@ -37,6 +37,9 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64) -> Settings {
         document_root: Some(root),
         token: Some(TOKEN.into()),
         call_timeout_ms,
+        // The S3 test server listens on loopback.
+        allow_private_addresses: true,
+        allow_ambient_credentials: false,
         adapter_memory_mib: 64,
     }
 }

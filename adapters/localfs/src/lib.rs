@@ -12,7 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use stowage_sdk::{
-    AdapterInfo, Backend, ByteRange, Capabilities, Config, Entry, Error, GrantRequest, Object, Page, Setting,
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, GrantRequest, Object, Page, Setting,
     SettingKind,
 };
 
@@ -93,10 +93,12 @@ impl Backend for LocalFiles {
                 secret: false,
                 required: true,
                 default_value: None,
+                env_fallback: None,
                 help: "Absolute path of a directory under the server's document root".into(),
             }],
             grants: vec![GrantRequest::Directory("path".into())],
             regex_on_basename: true,
+            uri_schemes: vec![],
         }
     }
 
@@ -105,7 +107,7 @@ impl Backend for LocalFiles {
         Ok(LocalFiles { relative_path })
     }
 
-    fn check(&self) -> Result<(), Error> {
+    fn check(&self, _direction: Direction) -> Result<(), Error> {
         fs::read_dir(ROOT).map(|_| ()).map_err(|e| io_error("storage directory", e))
     }
 

@@ -56,7 +56,10 @@ fn storage_dirs(app: &App) -> ApiResult<Vec<PathBuf>> {
     for project in app.store.projects()? {
         for s in app.store.storages(Direction::Import, None, project.id)? {
             let Some(adapter) = app.registry.get(&s.type_name) else { continue };
-            for GrantRequest::Directory(field) in &adapter.info.grants {
+            for field in adapter.info.grants.iter().filter_map(|g| match g {
+                GrantRequest::Directory(field) => Some(field),
+                _ => None,
+            }) {
                 if let Some(dir) = s.text(field).and_then(|p| Path::new(p).canonicalize().ok()) {
                     dirs.push(dir);
                 }

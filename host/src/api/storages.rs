@@ -190,7 +190,8 @@ async fn validate_connection(app: &App, s: &Storage) -> ApiResult<()> {
         ConnectError::UnknownType(_) => ApiError::not_found(),
         ConnectError::Refused { field, message } => ApiError::field(&field, message),
     })?;
-    session.check().await.map_err(|e| ApiError::field("non_field_errors", format!("Error validating storage connection: {}", e.message)))
+    // The adapter's message is shown as is (Label Studio's own wording, e.g. "Cannot find bucket b in S3").
+    session.check(s.direction).await.map_err(|e| ApiError::field("non_field_errors", e.message))
 }
 
 /// A storage as the API returns it: common fields, then the type's fields; never secrets.

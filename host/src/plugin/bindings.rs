@@ -9,7 +9,7 @@ pub mod since_v0_1_0 {
         exports: { default: async },
     });
 
-    pub use exports::stowage::storage::backend_api::{ByteRange, Method};
+    pub use exports::stowage::storage::backend_api::{ByteRange, Direction, Method};
     pub use self::stowage::storage::types as wit;
 
     use crate::domain;
@@ -29,6 +29,15 @@ pub mod since_v0_1_0 {
             wit::Error::Unsupported(m) => (ErrorKind::Unsupported, m),
         };
         StorageError::new(kind, op, message)
+    }
+
+    impl From<domain::Direction> for Direction {
+        fn from(d: domain::Direction) -> Self {
+            match d {
+                domain::Direction::Import => Direction::Import,
+                domain::Direction::Export => Direction::Export,
+            }
+        }
     }
 
     impl From<wit::Entry> for domain::Entry {
@@ -58,7 +67,15 @@ pub mod since_v0_1_0 {
                         domain::SettingKind::Text => serde_json::Value::String(v),
                         _ => serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v)),
                     });
-                    domain::SettingSpec { name: s.name, kind, secret: s.secret, required: s.required, default, help: s.help }
+                    domain::SettingSpec {
+                        name: s.name,
+                        kind,
+                        secret: s.secret,
+                        required: s.required,
+                        default,
+                        env_fallback: s.env_fallback,
+                        help: s.help,
+                    }
                 })
                 .collect();
             let caps = i.capabilities;
@@ -77,9 +94,13 @@ pub mod since_v0_1_0 {
                     .into_iter()
                     .map(|g| match g {
                         wit::GrantRequest::Directory(s) => domain::GrantRequest::Directory(s),
+                        wit::GrantRequest::Http(h) => {
+                            domain::GrantRequest::Http { endpoint_setting: h.endpoint_setting, default_hosts: h.default_hosts }
+                        }
                     })
                     .collect(),
                 regex_on_basename: i.regex_on_basename,
+                uri_schemes: i.uri_schemes,
             }
         }
     }

@@ -11,6 +11,41 @@ use crate::domain::{AdapterInfo, Direction, GrantRequest};
 pub struct Grant {
     /// Host directory preopened at `/storage`, and whether the adapter may write to it.
     pub directory: Option<(PathBuf, bool)>,
+    /// Hosts the adapter may send HTTP requests to; empty means no network at all.
+    pub http_hosts: Vec<HostRule>,
+    /// Operator policy: whether connections may go to loopback, private, link-local and other
+    /// reserved addresses (`stowage serve --allow-private-addresses`). Off by default.
+    pub allow_private_addresses: bool,
+}
+
+/// One host an adapter may reach over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRule {
+    /// This host name (lowercase) on this port.
+    Exact { host: String, port: u16 },
+    /// Any subdomain of this suffix (from `*.amazonaws.com`), any port.
+    Suffix(String),
+}
+
+impl HostRule {
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        match self {
+            HostRule::Exact { host: h, port: p } => *h == host && *p == port,
+            HostRule::Suffix(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
+        }
+    }
+}
+
+/// Parses an endpoint setting: an `http://` or `https://` URL with a host.
+pub fn endpoint_rule(raw: &str) -> Result<HostRule, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|_| format!("{raw} is not a valid URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{raw}: only http:// and https:// endpoints are allowed"));
+    }
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("{raw} has no host"))?;
+    let port = url.port_or_known_default().unwrap_or(443);
+    Ok(HostRule::Exact { host: host.trim_matches(['[', ']']).to_ascii_lowercase(), port })
 }
 
 /// Why a grant was refused; the message is shown to the user as a validation error on `field`.
@@ -72,6 +107,16 @@ pub fn resolve(
                 grant.directory = Some((dir, direction == Direction::Export));
                 rewritten.push((field.clone(), relative));
             }
+            GrantRequest::Http { endpoint_setting, default_hosts } => match setting(endpoint_setting).filter(|v| !v.trim().is_empty()) {
+                Some(endpoint) => {
+                    let rule = endpoint_rule(&endpoint).map_err(|message| GrantRefused { field: endpoint_setting.clone(), message })?;
+                    grant.http_hosts.push(rule);
+                }
+                None => grant.http_hosts.extend(default_hosts.iter().map(|pattern| match pattern.strip_prefix("*.") {
+                    Some(suffix) => HostRule::Suffix(suffix.to_ascii_lowercase()),
+                    None => HostRule::Exact { host: pattern.to_ascii_lowercase(), port: 443 },
+                })),
+            },
         }
     }
     Ok((grant, rewritten))
@@ -124,6 +169,31 @@ mod tests {
             settings: vec![],
             grants: vec![GrantRequest::Directory("path".into())],
             regex_on_basename: true,
+            uri_schemes: vec![],
+        }
+    }
+
+    #[test]
+    fn http_grant_is_the_endpoint_host_or_the_default_patterns() {
+        let info = AdapterInfo {
+            grants: vec![GrantRequest::Http { endpoint_setting: "s3_endpoint".into(), default_hosts: vec!["*.amazonaws.com".into()] }],
+            ..localfs()
+        };
+        let grant = |endpoint: Option<&str>| {
+            let e = endpoint.map(str::to_owned);
+            resolve(&info, Direction::Import, None, move |_| e.clone()).map(|(g, _)| g.http_hosts)
+        };
+        let hosts = grant(Some("http://Minio.local:9000/")).unwrap();
+        assert_eq!(hosts, vec![HostRule::Exact { host: "minio.local".into(), port: 9000 }]);
+        assert!(hosts[0].allows("minio.local", 9000));
+        assert!(!hosts[0].allows("minio.local", 9001));
+        assert!(!hosts[0].allows("evil.local", 9000));
+        let hosts = grant(None).unwrap();
+        assert!(hosts[0].allows("bucket.s3.us-east-1.amazonaws.com", 443));
+        assert!(!hosts[0].allows("amazonaws.com", 443));
+        assert!(!hosts[0].allows("amazonaws.com.evil.io", 443));
+        for bad in ["file:///etc/passwd", "gopher://x", "not a url"] {
+            assert_eq!(grant(Some(bad)).unwrap_err().field, "s3_endpoint", "{bad}");
         }
     }
 

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{ResourceAny, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::since_v0_1_0::{self as v0_1_0, ByteRange, Method};
+use super::egress::Egress;
 use super::grants::Grant;
 use super::registry::Adapter;
-use crate::domain::{AdapterInfo, Entry, ObjectData, Page};
+use crate::domain::{AdapterInfo, Direction, Entry, ObjectData, Page};
 use crate::error::{ErrorKind, StorageError};
 
 /// Per-instance limits set by the operator.
@@ -25,10 +27,12 @@ pub struct Limits {
     pub memory_bytes: usize,
 }
 
-/// Store data of one adapter instance: its WASI context (only what the grant allows), resource
-/// table, memory limiter and the running call's deadline.
+/// Store data of one adapter instance: its WASI context (only what the grant allows), HTTP
+/// egress policy, resource table, memory limiter and the running call's deadline.
 pub struct Sandbox {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    egress: Egress,
     table: ResourceTable,
     limits: StoreLimits,
     deadline: Instant,
@@ -37,6 +41,12 @@ pub struct Sandbox {
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for Sandbox {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
     }
 }
 
@@ -55,6 +65,8 @@ fn new_store(engine: &Engine, grant: &Grant, limits: &Limits) -> Result<Store<Sa
     }
     let data = Sandbox {
         wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
+        egress: Egress { rules: grant.http_hosts.clone(), allow_private_addresses: grant.allow_private_addresses },
         table: ResourceTable::new(),
         limits: StoreLimitsBuilder::new().memory_size(limits.memory_bytes).trap_on_grow_failure(true).build(),
         deadline: Instant::now(),
@@ -180,9 +192,9 @@ impl Session {
         Ok(self.live.as_mut().expect("instance just created"))
     }
 
-    /// Validates the connection.
-    pub async fn check(&mut self) -> Result<(), StorageError> {
-        call!(self, "check", |api, store, backend| api.call_check(store, backend))
+    /// Validates the connection of an import or export storage.
+    pub async fn check(&mut self, direction: Direction) -> Result<(), StorageError> {
+        call!(self, "check", |api, store, backend| api.call_check(store, backend, direction.into()))
     }
 
     /// One page of keys under `prefix`.
@@ -214,6 +226,13 @@ impl Session {
     /// A presigned GET URL valid for `ttl_seconds`.
     pub async fn presign_get(&mut self, key: &str, ttl_seconds: u32) -> Result<String, StorageError> {
         call!(self, "presign", |api, store, backend| api.call_presign(store, backend, Method::Get, key, ttl_seconds))
+    }
+
+    /// The key of `uri` if this storage serves it.
+    pub async fn key_of_uri(&mut self, uri: &str) -> Result<Option<String>, StorageError> {
+        call!(self, "key-of-uri", |api, store, backend| async {
+            api.call_key_of_uri(store, backend, uri).await.map(Ok::<_, v0_1_0::wit::Error>)
+        })
     }
 
     /// The URI a blob-mode task stores for `key`.

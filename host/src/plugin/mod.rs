@@ -5,11 +5,13 @@
 //!    on-disk cache of compiled code keyed by content hash and engine.
 //! 2. [`registry`] loads every `*.wasm` of the adapters directory, reads each manifest and keys the
 //!    adapter by the storage type it declares.
-//! 3. [`grants`] turns a manifest's requests and a storage's settings into what the sandbox allows.
+//! 3. [`grants`] turns a manifest's requests and a storage's settings into what the sandbox allows;
+//!    [`egress`] enforces its HTTP part on every outbound connection.
 //! 4. [`instance`] opens a [`Session`] on one storage: a store with those grants, a deadline per
 //!    call and a memory cap; a trapped instance is rebuilt on the next call.
 
 pub mod bindings;
+pub mod egress;
 pub mod engine;
 pub mod grants;
 pub mod instance;

@@ -39,6 +39,7 @@ impl Registry {
         let engine = engine::build()?;
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         let mut registry = Registry { engine, limits, adapters: BTreeMap::new() };
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read the adapters directory {}", dir.display()))?

@@ -32,20 +32,32 @@ fn plain(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// The server environment's value for an empty setting, only when the operator allows it.
+fn ambient(app: &App, variable: Option<&str>) -> Option<String> {
+    if !app.settings.allow_ambient_credentials {
+        return None;
+    }
+    std::env::var(variable?).ok().filter(|v| !v.is_empty())
+}
+
 /// Opens a session on `storage`. Directory settings are checked against the document root and
 /// replaced by the directory's path relative to it.
 pub fn connect(app: &App, storage: &Storage) -> Result<Session, ConnectError> {
     let adapter = app.registry.get(&storage.type_name).ok_or_else(|| ConnectError::UnknownType(storage.type_name.clone()))?;
     let info = &adapter.info;
     let value = |name: &str| storage.fields.get(name).or_else(|| storage.secrets.get(name)).and_then(plain);
-    let (grant, rewritten) = grants::resolve(info, storage.direction, app.settings.document_root.as_deref(), value)
+    let (mut grant, rewritten) = grants::resolve(info, storage.direction, app.settings.document_root.as_deref(), value)
         .map_err(|r| ConnectError::Refused { field: r.field, message: r.message })?;
+    grant.allow_private_addresses = app.settings.allow_private_addresses;
     let mut settings = Vec::new();
     let mut secrets = Vec::new();
     for spec in &info.settings {
         let v = match rewritten.iter().find(|(k, _)| *k == spec.name) {
             Some((_, rel)) => Some(rel.clone()),
-            None => value(&spec.name).or_else(|| spec.default.as_ref().and_then(plain)),
+            None => value(&spec.name)
+                .filter(|v| !v.is_empty())
+                .or_else(|| ambient(app, spec.env_fallback.as_deref()))
+                .or_else(|| spec.default.as_ref().and_then(plain)),
         };
         let Some(v) = v else { continue };
         let v = match spec.kind {

@@ -42,10 +42,12 @@ impl Backend for Misbehave {
                 secret: false,
                 required: true,
                 default_value: None,
+                env_fallback: None,
                 help: "trap, loop, alloc or ok".into(),
             }],
             grants: vec![],
             regex_on_basename: false,
+            uri_schemes: vec![],
         }
     }
 
