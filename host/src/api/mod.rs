@@ -5,6 +5,7 @@ mod annotations;
 pub mod error;
 mod local_files;
 mod projects;
+mod resolve;
 mod storages;
 mod tasks;
 
@@ -61,5 +62,6 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(annotations::routes())
         .merge(storages::routes())
         .merge(local_files::routes())
+        .merge(resolve::routes())
         .with_state(app)
 }

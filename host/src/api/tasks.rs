@@ -14,7 +14,8 @@ use super::projects::project_or_404;
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{Project, Task};
-use crate::tasks::document;
+use crate::tasks::resolver::Resolver;
+use crate::tasks::{document, uri};
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new().route("/api/tasks", get(list)).route("/api/tasks/{id}", get(read).delete(delete))
@@ -31,6 +32,33 @@ struct ListQuery {
     page_size: Option<i64>,
     /// `all` adds annotations and predictions to each task.
     fields: Option<String>,
+    /// `false` leaves storage URIs in task data as stored (Label Studio's `resolve_uri`).
+    resolve_uri: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct TaskQuery {
+    resolve_uri: Option<bool>,
+}
+
+/// Rewrites the storage URIs a storage of the project serves to resolver links, in the `data` of
+/// each task JSON (`tasks/models.py::Task.resolve_uri`).
+async fn resolve_uris(app: &App, project_id: i64, tasks: &mut [Value]) -> ApiResult<()> {
+    let mut resolver = Resolver::for_project(app, project_id)?;
+    let Some(matcher) = resolver.matcher() else { return Ok(()) };
+    let mut served = std::collections::HashSet::new();
+    let found: std::collections::BTreeSet<String> = tasks.iter().flat_map(|t| uri::find(&t["data"], matcher)).collect();
+    for u in found {
+        if resolver.locate(&u).await.is_some() {
+            served.insert(u);
+        }
+    }
+    let matcher = resolver.matcher().expect("checked above");
+    for t in tasks {
+        let id = t["id"].as_i64().unwrap_or_default();
+        uri::rewrite(&mut t["data"], matcher, &|u: &str| served.contains(u).then(|| uri::resolver_url(id, u)));
+    }
+    Ok(())
 }
 
 /// A task with its annotations and predictions.
@@ -63,10 +91,13 @@ async fn list(State(app): AppState, _: Caller, Query(q): Query<ListQuery>) -> Ap
     }
     let rows = app.store.tasks_page(project_id, (page - 1) * page_size, page_size)?;
     let all = q.fields.as_deref() == Some("all");
-    let tasks = rows
+    let mut tasks = rows
         .iter()
         .map(|t| if all { full_task(&app, t, Some(&project)) } else { Ok(document::task(t, Some(&project))) })
         .collect::<ApiResult<Vec<_>>>()?;
+    if q.resolve_uri != Some(false) {
+        resolve_uris(&app, project_id, &mut tasks).await?;
+    }
     Ok(Json(json!({
         "total_annotations": total_annotations,
         "total_predictions": total_predictions,
@@ -79,10 +110,15 @@ pub(super) fn task_or_404(app: &App, id: i64) -> ApiResult<Task> {
     app.store.task(id)?.ok_or_else(ApiError::not_found)
 }
 
-async fn read(State(app): AppState, _: Caller, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+async fn read(State(app): AppState, _: Caller, Path(id): Path<i64>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Value>> {
     let t = task_or_404(&app, id)?;
     let project = app.store.project(t.project_id)?;
-    Ok(Json(full_task(&app, &t, project.as_ref())?))
+    let mut task = [full_task(&app, &t, project.as_ref())?];
+    if q.resolve_uri != Some(false) {
+        resolve_uris(&app, t.project_id, &mut task).await?;
+    }
+    let [task] = task;
+    Ok(Json(task))
 }
 
 async fn delete(State(app): AppState, _: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {

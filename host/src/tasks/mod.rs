@@ -3,6 +3,8 @@
 
 pub mod document;
 pub mod parse;
+pub mod resolver;
+pub mod uri;
 
 pub use parse::{parse_task_file, task_from_value};
 

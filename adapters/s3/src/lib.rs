@@ -1,0 +1,504 @@
+#![doc = include_str!("../docs.md")]
+//!
+//! Modules: [`config`] (settings), [`client`] (addressing, transport), [`sign`] (SigV4),
+//! [`error`] (S3 codes → error kinds), [`xml`] (S3 XML bodies).
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod sign;
+pub mod xml;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use md5::{Digest, Md5};
+use stowage_sdk::{
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, GrantRequest, HttpGrant, Method,
+    Object, Page, Setting, SettingKind,
+};
+
+use crate::client::{Client, Request, Response};
+use crate::config::S3Config;
+use crate::error::{Kind, S3Failure, code_kind};
+
+/// Storage type name, as in `/api/storages/s3/` and `s3://bucket/key` URIs.
+pub const SCHEME: &str = "s3";
+
+/// S3 returns at most 1000 keys per ListObjectsV2 page and deletes at most 1000 keys per DeleteObjects.
+const MAX_KEYS: u32 = 1000;
+
+/// Longest validity of a SigV4 presigned URL (7 days); AWS refuses longer ones.
+const MAX_PRESIGN_SECONDS: u32 = 604_800;
+
+/// An `s3` storage.
+pub struct S3 {
+    client: Client,
+}
+
+fn setting(name: &str, secret: bool, required: bool, env: Option<&str>, help: &str) -> Setting {
+    Setting {
+        name: name.into(),
+        kind: SettingKind::Text,
+        secret,
+        required,
+        default_value: None,
+        env_fallback: env.map(str::to_string),
+        help: help.into(),
+    }
+}
+
+impl S3 {
+    fn bucket(&self) -> &str {
+        &self.client.config.bucket
+    }
+
+    /// `s3://bucket/key`, used to name the object in messages.
+    fn what(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket())
+    }
+
+    fn failure(response: &Response) -> S3Failure {
+        let region = response.header("x-amz-bucket-region").map(str::to_string);
+        let retry_after = response.header("retry-after").and_then(|v| v.trim().parse().ok());
+        S3Failure::new(response.status, &response.body, region, retry_after)
+    }
+
+    fn request(
+        &self,
+        method: &'static str,
+        path_and_query: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Request {
+        Request { method, path_and_query, headers, body }
+    }
+
+    /// One ListObjectsV2 call. `prefix` is sent as given.
+    fn list_objects(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        max_keys: u32,
+        delimiter: bool,
+    ) -> Result<Result<xml::ListBucketResult, S3Failure>, Error> {
+        let max_keys = max_keys.clamp(1, MAX_KEYS).to_string();
+        let mut query: Vec<(&str, &str)> = vec![("list-type", "2"), ("encoding-type", "url"), ("max-keys", &max_keys)];
+        if !prefix.is_empty() {
+            query.push(("prefix", prefix));
+        }
+        if delimiter {
+            query.push(("delimiter", "/"));
+        }
+        if let Some(cursor) = cursor {
+            query.push(("continuation-token", cursor));
+        }
+        let path = self.client.addressing.bucket_path(&query);
+        let response = self.client.send(self.request("GET", path, vec![], vec![]))?;
+        if !response.is_success() {
+            return Ok(Err(Self::failure(&response)));
+        }
+        xml::parse_list(&response.body)
+            .map(Ok)
+            .map_err(|e| Error::Transient(format!("s3://{}: {}", self.bucket(), e.0)))
+    }
+
+    fn head_bucket(&self) -> Result<Result<(), S3Failure>, Error> {
+        let path = self.client.addressing.bucket_path(&[]);
+        let response = self.client.send(self.request("HEAD", path, vec![], vec![]))?;
+        Ok(if response.is_success() { Ok(()) } else { Err(Self::failure(&response)) })
+    }
+
+    /// Label Studio's messages for a failed connection check (`s3/models.py::validate_connection`).
+    fn check_failure(&self, failure: S3Failure, bucket_request: bool) -> Error {
+        let bucket = self.bucket();
+        match failure.kind {
+            Kind::Denied => Error::Denied(format!("Cannot connect to S3 {bucket} with specified AWS credentials")),
+            Kind::NotFound if failure.is_no_such_bucket() || (bucket_request && failure.code.is_none()) => {
+                Error::NotFound(format!("Cannot find bucket {bucket} in S3"))
+            }
+            _ => failure.into_error(&format!("s3://{bucket}")),
+        }
+    }
+
+    fn delete_one(&self, key: &str) -> Result<(), Error> {
+        let path = self.client.addressing.object_path(key, &[]);
+        let response = self.client.send(self.request("DELETE", path, vec![], vec![]))?;
+        if response.is_success() || response.status == 404 {
+            return Ok(());
+        }
+        Err(Self::failure(&response).into_error(&self.what(key)))
+    }
+
+    /// DeleteObjects for up to 1000 XML-safe keys. `Ok(false)` when the server does not
+    /// implement it (some S3-compatible servers), so the caller falls back to single deletes.
+    fn delete_many(&self, keys: &[&str]) -> Result<bool, Error> {
+        let body = xml::delete_request(keys).into_bytes();
+        let headers = vec![
+            ("content-type".to_string(), "application/xml".to_string()),
+            ("content-md5".to_string(), BASE64.encode(Md5::digest(&body))),
+        ];
+        let path = self.client.addressing.bucket_path(&[("delete", "")]);
+        let response = self.client.send(self.request("POST", path, headers, body))?;
+        if !response.is_success() {
+            let failure = Self::failure(&response);
+            if failure.kind == Kind::Unsupported {
+                return Ok(false);
+            }
+            return Err(failure.into_error(&format!("s3://{}", self.bucket())));
+        }
+        let result = xml::parse_delete_result(&response.body)
+            .map_err(|e| Error::Transient(format!("s3://{}: {}", self.bucket(), e.0)))?;
+        match result.errors.into_iter().find(|e| e.code != "NoSuchKey") {
+            None => Ok(true),
+            Some(e) => {
+                // Per-key failures of a 200 response; the code still decides the kind.
+                let kind = code_kind(&e.code).map_or(Kind::Transient, |(kind, _)| kind);
+                let failure = S3Failure::new(200, b"", None, None);
+                let failure = S3Failure { code: Some(e.code).filter(|c| code_kind(c).is_some()), kind, ..failure };
+                Err(failure.into_error(&self.what(&e.key)))
+            }
+        }
+    }
+}
+
+/// `total` from `Content-Range: bytes a-b/total` (or `bytes */total`).
+fn content_range_total(value: &str) -> Option<u64> {
+    value.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok())
+}
+
+fn entry_of(key: &str, response: &Response) -> Entry {
+    Entry {
+        key: key.to_string(),
+        size: response.header("content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0),
+        etag: response.header("etag").map(xml::unquote_etag),
+        last_modified: response.header("last-modified").and_then(xml::http_date_millis),
+    }
+}
+
+/// The `Content-Type` S3 should answer a presigned GET with, guessed from the key's extension as
+/// Label Studio does (`mimetypes.guess_type`, else `application/octet-stream`).
+pub fn guess_content_type(key: &str) -> String {
+    mime_guess::from_path(key).first_raw().unwrap_or("application/octet-stream").to_string()
+}
+
+impl Backend for S3 {
+    fn describe() -> AdapterInfo {
+        AdapterInfo {
+            type_name: SCHEME.into(),
+            title: "AWS S3".into(),
+            capabilities: Capabilities::READ | Capabilities::WRITE | Capabilities::DELETE | Capabilities::PRESIGN,
+            settings: vec![
+                setting("bucket", false, true, None, "Bucket name"),
+                setting(
+                    "prefix",
+                    false,
+                    false,
+                    None,
+                    "Folder inside the bucket (optional); an import storage lists only keys under it",
+                ),
+                setting("region_name", false, false, None, "AWS region of the bucket, e.g. us-east-1 (the default)"),
+                setting(
+                    "s3_endpoint",
+                    false,
+                    false,
+                    None,
+                    "Endpoint of an S3-compatible server, e.g. https://minio.example.com (path-style); empty for AWS",
+                ),
+                setting(
+                    "aws_access_key_id",
+                    true,
+                    false,
+                    Some("AWS_ACCESS_KEY_ID"),
+                    "Access key ID; empty for anonymous access",
+                ),
+                setting("aws_secret_access_key", true, false, Some("AWS_SECRET_ACCESS_KEY"), "Secret access key"),
+                setting(
+                    "aws_session_token",
+                    true,
+                    false,
+                    Some("AWS_SESSION_TOKEN"),
+                    "Session token of temporary credentials (optional)",
+                ),
+                setting(
+                    "aws_sse_kms_key_id",
+                    false,
+                    false,
+                    None,
+                    "KMS key ID for server-side encryption of exported objects (optional)",
+                ),
+            ],
+            grants: vec![GrantRequest::Http(HttpGrant {
+                endpoint_setting: "s3_endpoint".into(),
+                default_hosts: vec!["*.amazonaws.com".into()],
+            })],
+            regex_on_basename: false,
+            uri_schemes: vec![SCHEME.into()],
+        }
+    }
+
+    fn open(config: Config) -> Result<Self, Error> {
+        Ok(S3 { client: Client::new(S3Config::from_config(&config)?) })
+    }
+
+    /// Label Studio's `validate_connection`: with a prefix, ListObjectsV2 (max-keys 1) under
+    /// `prefix/`, which must find a key for an import storage; without, HeadBucket.
+    fn check(&self, direction: Direction) -> Result<(), Error> {
+        match self.client.config.prefix.clone() {
+            Some(prefix) => {
+                let listing = self.list_objects(&format!("{prefix}/"), None, 1, false)?;
+                let listing = listing.map_err(|f| self.check_failure(f, true))?;
+                let empty = listing.contents.is_empty() && listing.key_count.unwrap_or(0) == 0;
+                if empty && matches!(direction, Direction::Import) {
+                    return Err(Error::InvalidConfig(format!("s3://{}/{prefix} not found.", self.bucket())));
+                }
+                Ok(())
+            }
+            None => match self.head_bucket()? {
+                Ok(()) => Ok(()),
+                // HEAD answers carry no error document: for anything but 403/404, ask a
+                // one-key listing for the S3 code (e.g. AuthorizationHeaderMalformed for a
+                // wrong region_name).
+                Err(f) if f.code.is_none() && !matches!(f.kind, Kind::Denied | Kind::NotFound) => {
+                    let listed = self.list_objects("", None, 1, false)?;
+                    Err(self.check_failure(listed.err().unwrap_or(f), true))
+                }
+                Err(f) => Err(self.check_failure(f, true)),
+            },
+        }
+    }
+
+    /// ListObjectsV2 with Label Studio's rules: a non-empty prefix is a folder (`prefix/`), only
+    /// direct children unless `recursive`, keys ending in `/` (folder markers) skipped.
+    fn list(&self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_end_matches('/')) };
+        let listing = self
+            .list_objects(&prefix, cursor.as_deref(), page_size, !recursive)?
+            .map_err(|f| f.into_error(&self.what(&prefix)))?;
+        let entries = listing
+            .contents
+            .into_iter()
+            .filter(|c| !c.key.ends_with('/'))
+            .map(|c| Entry {
+                etag: c.etag.as_deref().map(xml::unquote_etag),
+                last_modified: c.last_modified.as_deref().and_then(xml::iso8601_millis),
+                size: c.size,
+                key: c.key,
+            })
+            .collect();
+        let next_cursor =
+            if listing.is_truncated { listing.next_continuation_token.filter(|t| !t.is_empty()) } else { None };
+        Ok(Page { entries, next_cursor })
+    }
+
+    fn stat(&self, key: &str) -> Result<Entry, Error> {
+        let path = self.client.addressing.object_path(key, &[]);
+        let response = self.client.send(self.request("HEAD", path, vec![], vec![]))?;
+        if !response.is_success() {
+            return Err(Self::failure(&response).into_error(&self.what(key)));
+        }
+        Ok(entry_of(key, &response))
+    }
+
+    fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Object, Error> {
+        let path = self.client.addressing.object_path(key, &[]);
+        let mut headers = Vec::new();
+        if let Some(r) = &range {
+            let end = r.end.map(|e| e.to_string()).unwrap_or_default();
+            headers.push(("range".to_string(), format!("bytes={}-{end}", r.start)));
+        }
+        let response = self.client.send(self.request("GET", path, headers, vec![]))?;
+        let entry = entry_of(key, &response);
+        if response.status == 416 {
+            // A range past the end: nothing to read, as a local file read would give.
+            if let Some(total) = response.header("content-range").and_then(content_range_total) {
+                return Ok(Object {
+                    body: Vec::new(),
+                    total_size: total,
+                    etag: entry.etag,
+                    content_type: None,
+                    last_modified: entry.last_modified,
+                });
+            }
+        }
+        if !response.is_success() {
+            return Err(Self::failure(&response).into_error(&self.what(key)));
+        }
+        let content_type = response.header("content-type").map(str::to_string);
+        let (body, total_size) = if response.status == 206 {
+            let total = response.header("content-range").and_then(content_range_total);
+            let body = response.body;
+            let total = total.unwrap_or(body.len() as u64);
+            (body, total)
+        } else {
+            // 200: the whole object (a server that ignored the Range header is cut here).
+            let mut body = response.body;
+            let total = body.len() as u64;
+            if let Some(r) = range {
+                let start = r.start.min(total) as usize;
+                let end = r.end.map_or(total, |e| e.saturating_add(1).min(total)) as usize;
+                body = body[start..end.max(start)].to_vec();
+            }
+            (body, total)
+        };
+        Ok(Object { body, total_size, etag: entry.etag, content_type, last_modified: entry.last_modified })
+    }
+
+    fn put(&self, key: &str, body: Vec<u8>, content_type: Option<String>) -> Result<(), Error> {
+        let path = self.client.addressing.object_path(key, &[]);
+        let mut headers = Vec::new();
+        if let Some(ct) = content_type.filter(|c| !c.is_empty()) {
+            headers.push(("content-type".to_string(), ct));
+        }
+        if let Some(kms) = &self.client.config.sse_kms_key_id {
+            headers.push(("x-amz-server-side-encryption".to_string(), "aws:kms".to_string()));
+            headers.push(("x-amz-server-side-encryption-aws-kms-key-id".to_string(), kms.clone()));
+        }
+        let response = self.client.send(self.request("PUT", path, headers, body))?;
+        if !response.is_success() {
+            return Err(Self::failure(&response).into_error(&self.what(key)));
+        }
+        Ok(())
+    }
+
+    /// DeleteObjects in batches of 1000 (quiet mode); keys XML cannot carry, and servers
+    /// without DeleteObjects, get one DELETE per key. Missing keys are not an error.
+    fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
+        let (batchable, single): (Vec<&str>, Vec<&str>) =
+            keys.iter().map(String::as_str).partition(|k| xml::xml_safe(k));
+        let mut single = single;
+        let mut chunks = batchable.chunks(MAX_KEYS as usize);
+        for chunk in chunks.by_ref() {
+            if !self.delete_many(chunk)? {
+                single.extend_from_slice(chunk);
+                break;
+            }
+        }
+        for chunk in chunks {
+            single.extend_from_slice(chunk);
+        }
+        for key in single {
+            self.delete_one(key)?;
+        }
+        Ok(())
+    }
+
+    /// A SigV4 presigned URL valid `ttl_seconds` (`X-Amz-Expires`; capped at AWS's 7 days).
+    /// GET URLs carry `response-content-type` guessed from the key, like Label Studio's.
+    fn presign(&self, method: Method, key: &str, ttl_seconds: u32) -> Result<String, Error> {
+        let expires = Duration::from_secs(u64::from(ttl_seconds.clamp(1, MAX_PRESIGN_SECONDS)));
+        match method {
+            Method::Get => {
+                let content_type = guess_content_type(key);
+                self.client.presign("GET", key, &[("response-content-type", &content_type)], expires)
+            }
+            Method::Put => self.client.presign("PUT", key, &[], expires),
+        }
+    }
+
+    fn blob_uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket())
+    }
+
+    fn key_of_uri(&self, uri: &str) -> Option<String> {
+        let rest = uri.strip_prefix("s3://")?;
+        let (bucket, key) = rest.split_once('/')?;
+        (bucket == self.bucket() && !key.is_empty()).then(|| key.to_string())
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+stowage_sdk::export_adapter!(S3);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(settings: &[(&str, &str)], secrets: &[(&str, &str)]) -> S3 {
+        let own = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        S3::open(Config { settings: own(settings), secrets: own(secrets) }).unwrap()
+    }
+
+    #[test]
+    fn describe_matches_label_studio() {
+        let info = S3::describe();
+        assert_eq!((info.type_name.as_str(), info.title.as_str()), ("s3", "AWS S3"));
+        let names: Vec<&str> = info.settings.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "bucket",
+                "prefix",
+                "region_name",
+                "s3_endpoint",
+                "aws_access_key_id",
+                "aws_secret_access_key",
+                "aws_session_token",
+                "aws_sse_kms_key_id"
+            ]
+        );
+        let secret: Vec<&str> = info.settings.iter().filter(|s| s.secret).map(|s| s.name.as_str()).collect();
+        assert_eq!(secret, ["aws_access_key_id", "aws_secret_access_key", "aws_session_token"]);
+        assert!(info.settings.iter().all(|s| !s.help.is_empty()));
+        assert_eq!(info.uri_schemes, ["s3"]);
+        assert!(!info.regex_on_basename);
+    }
+
+    #[test]
+    fn blob_uris_round_trip() {
+        let s3 = open(&[("bucket", "b")], &[]);
+        assert_eq!(s3.blob_uri("dir/a b+c.jpg"), "s3://b/dir/a b+c.jpg");
+        assert_eq!(s3.key_of_uri("s3://b/dir/a b+c.jpg").as_deref(), Some("dir/a b+c.jpg"));
+        assert_eq!(s3.key_of_uri("s3://other/k"), None);
+        assert_eq!(s3.key_of_uri("s3://bb/k"), None);
+        assert_eq!(s3.key_of_uri("gs://b/k"), None);
+        assert_eq!(s3.key_of_uri("s3://b/"), None);
+    }
+
+    /// Presigned GETs carry the guessed content type and the exact TTL.
+    #[test]
+    fn presign_get_and_put() {
+        let s3 = open(
+            &[("bucket", "b"), ("s3_endpoint", "http://127.0.0.1:3900")],
+            &[("aws_access_key_id", "GK0123"), ("aws_secret_access_key", "s3cr3t")],
+        );
+        let get = s3.presign(Method::Get, "dir/a b.jpg", 90).unwrap();
+        assert!(
+            get.starts_with("http://127.0.0.1:3900/b/dir/a%20b.jpg?response-content-type=image%2Fjpeg&X-Amz-"),
+            "{get}"
+        );
+        assert!(get.contains("X-Amz-Expires=90&"), "{get}");
+        assert!(!get.contains("s3cr3t"));
+        let put = s3.presign(Method::Put, "x.json", 60).unwrap();
+        assert!(put.starts_with("http://127.0.0.1:3900/b/x.json?X-Amz-"), "{put}");
+        assert!(s3.presign(Method::Get, "k", 10_000_000).unwrap().contains("X-Amz-Expires=604800&"));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(guess_content_type("a/b.png"), "image/png");
+        assert_eq!(guess_content_type("a/b.json"), "application/json");
+        assert_eq!(guess_content_type("a/noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(content_range_total("bytes 0-9/100"), Some(100));
+        assert_eq!(content_range_total("bytes */42"), Some(42));
+        assert_eq!(content_range_total("bytes 0-9/*"), None);
+    }
+
+    /// Without wasi:http (native), a refused request names the host and nothing secret.
+    #[test]
+    fn refused_requests_name_the_host() {
+        let s3 = open(
+            &[("bucket", "b"), ("s3_endpoint", "http://10.0.0.1:9000")],
+            &[("aws_access_key_id", "GK0123"), ("aws_secret_access_key", "s3cr3t")],
+        );
+        let Err(Error::Denied(m)) = s3.stat("k") else { panic!() };
+        assert_eq!(m, "the stowage host refused the connection to 10.0.0.1:9000 (address policy)");
+        let Err(Error::Denied(m)) = s3.check(Direction::Import) else { panic!() };
+        assert!(m.contains("refused the connection"), "{m}");
+    }
+}

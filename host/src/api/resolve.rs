@@ -1,0 +1,193 @@
+//! The URI resolver: `GET /tasks/{id}/resolve/?fileuri=<base64url>` and
+//! `GET /projects/{id}/resolve/?fileuri=...` (plus the legacy `/presign/` aliases), Label Studio's
+//! `io_storages/proxy_api.py`. The storage serving the URI either presigns it (303 to the storage)
+//! or, with `presign=false`, the service streams the bytes itself, so the browser never sees
+//! storage credentials.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::projects::project_or_404;
+use super::tasks::task_or_404;
+use super::{AppState, Caller};
+use crate::App;
+use crate::error::{ErrorKind, StorageError};
+use crate::plugin::Session;
+use crate::sync::connect;
+use crate::tasks::resolver::Resolver;
+use crate::tasks::uri::decode_fileuri;
+
+/// Largest byte range served per proxied request (Label Studio's `RESOLVER_PROXY_MAX_RANGE_SIZE`,
+/// 8 MiB); also the chunk size of a streamed whole object.
+pub const MAX_RANGE: u64 = 8 << 20;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/tasks/{id}/resolve", get(task_resolve))
+        .route("/tasks/{id}/presign", get(task_resolve))
+        .route("/projects/{id}/resolve", get(project_resolve))
+        .route("/projects/{id}/presign", get(project_resolve))
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    fileuri: Option<String>,
+}
+
+async fn task_resolve(State(app): AppState, _: Caller, Path(id): Path<i64>, Query(q): Query<FileQuery>, headers: HeaderMap) -> ApiResult<Response> {
+    let task = task_or_404(&app, id)?;
+    resolve(app, task.project_id, q, headers).await
+}
+
+async fn project_resolve(State(app): AppState, _: Caller, Path(id): Path<i64>, Query(q): Query<FileQuery>, headers: HeaderMap) -> ApiResult<Response> {
+    project_or_404(&app, id)?;
+    resolve(app, id, q, headers).await
+}
+
+/// Label Studio's answer when the storage fails mid-proxy.
+fn storage_failed(e: &StorageError) -> ApiError {
+    let status = if e.kind == ErrorKind::NotFound { StatusCode::NOT_FOUND } else { StatusCode::FAILED_DEPENDENCY };
+    ApiError::Raw(status, json!({"error": "Storage stream failed while proxying data", "detail": e.to_string()}))
+}
+
+async fn resolve(app: Arc<App>, project_id: i64, q: FileQuery, headers: HeaderMap) -> ApiResult<Response> {
+    let uri = q.fileuri.as_deref().and_then(decode_fileuri).ok_or_else(|| ApiError::BadRequest("Invalid fileuri".into()))?;
+    let mut resolver = Resolver::for_project(&app, project_id)?;
+    let (storage, session, key) = resolver.locate(&uri).await.ok_or_else(ApiError::not_found)?;
+    if !app.registry.get(&storage.type_name).is_some_and(|a| a.info.capabilities.read) {
+        return Err(ApiError::not_found());
+    }
+    let presign = storage.fields.get("presign").and_then(Value::as_bool).unwrap_or(true);
+    if presign {
+        // `presign_ttl` is in minutes, as in Label Studio.
+        let ttl = storage.fields.get("presign_ttl").and_then(Value::as_u64).unwrap_or(1).clamp(1, 7 * 24 * 60) * 60;
+        let url = session.presign_get(&key, ttl as u32).await.map_err(|e| storage_failed(&e))?;
+        let location = HeaderValue::from_str(&url).map_err(|_| ApiError::Internal("adapter returned an invalid URL".into()))?;
+        return Ok((
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_str(&format!("no-store, max-age={ttl}")).unwrap())],
+        )
+            .into_response());
+    }
+    let storage = storage.clone();
+    proxy(app.clone(), &storage, session, &key, &headers).await
+}
+
+/// A single `Range: bytes=...` against an object of `size` bytes: `Ok(None)` without a header,
+/// `Err(())` when unsatisfiable. The end is capped at [`MAX_RANGE`] bytes from the start.
+fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    let first = spec.split(',').next().unwrap_or("").trim();
+    let (a, b) = first.split_once('-').ok_or(())?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        (s, "") => (s.parse().map_err(|_| ())?, size.saturating_sub(1)),
+        (s, e) => (s.parse().map_err(|_| ())?, e.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))),
+    };
+    if size == 0 || start > end || start >= size {
+        return Err(());
+    }
+    Ok(Some((start, end.min(start + MAX_RANGE - 1))))
+}
+
+async fn proxy(app: Arc<App>, storage: &crate::domain::Storage, session: &mut Session, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let entry = session.stat(key).await.map_err(|e| storage_failed(&e))?;
+    let size = entry.size;
+    let etag = format!("\"{}\"", entry.etag.unwrap_or_else(|| format!("{size:x}-{:x}", entry.last_modified.unwrap_or(0))));
+    let etag_value = HeaderValue::from_str(&etag).map_err(|_| ApiError::Internal("invalid etag".into()))?;
+    let cache = (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600, must-revalidate"));
+    let range = parse_range(headers, size);
+    if headers.get(header::RANGE).is_none() && headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value), cache]).into_response());
+    }
+    let (status, start, end) = match range {
+        Err(()) => {
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).unwrap())]).into_response());
+        }
+        Ok(Some((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end),
+        Ok(None) if size == 0 => (StatusCode::OK, 0, 0),
+        Ok(None) => (StatusCode::OK, 0, size - 1),
+    };
+    // The first chunk is read before answering, so a storage error still gets a proper status.
+    let first_end = end.min(start + MAX_RANGE - 1);
+    let first = if size == 0 { None } else { Some(session.get(key, Some((start, Some(first_end)))).await.map_err(|e| storage_failed(&e))?) };
+    let content_type = first.as_ref().and_then(|o| o.content_type.clone()).unwrap_or_else(|| "application/octet-stream".into());
+    let length = if size == 0 { 0 } else { end - start + 1 };
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, length)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, etag_value)
+        .header(cache.0, cache.1);
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
+    }
+    let first_body = first.map(|o| o.body).unwrap_or_default();
+    if first_end >= end || size == 0 {
+        return Ok(response.body(Body::from(first_body)).expect("valid response"));
+    }
+    // The rest of a whole-object answer streams in bounded chunks from a new session.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, StorageError>>(2);
+    let mut rest = connect(&app, storage).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let key = key.to_string();
+    tokio::spawn(async move {
+        let mut at = first_end + 1;
+        while at <= end {
+            let upto = end.min(at + MAX_RANGE - 1);
+            let chunk = rest.get(&key, Some((at, Some(upto)))).await.map(|o| o.body);
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                return;
+            }
+            at = upto + 1;
+        }
+    });
+    let stream = futures_util::stream::unfold((Some(first_body), rx), |(first, mut rx)| async move {
+        if let Some(f) = first {
+            return Some((Ok::<_, std::io::Error>(f), (None, rx)));
+        }
+        match rx.recv().await? {
+            Ok(bytes) => Some((Ok(bytes), (None, rx))),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), (None, rx))),
+        }
+    });
+    Ok(response.body(Body::from_stream(stream)).expect("valid response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(v).unwrap());
+        parse_range(&h, size)
+    }
+
+    #[test]
+    fn ranges_are_parsed_and_capped() {
+        assert_eq!(range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=-5", 100), Ok(Some((95, 99))));
+        assert_eq!(range("bytes=50-500", 100), Ok(Some((50, 99))));
+        assert_eq!(range("bytes=0-", 100 << 20), Ok(Some((0, MAX_RANGE - 1))));
+        assert_eq!(range("bytes=100-", 100), Err(()));
+        assert_eq!(range("bytes=abc", 100), Err(()));
+        assert_eq!(parse_range(&HeaderMap::new(), 100), Ok(None));
+    }
+}
