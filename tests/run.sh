@@ -29,6 +29,14 @@ if ! cmp -s "$REQ" "$VENV/.stowage-requirements"; then
     cp "$REQ" "$VENV/.stowage-requirements"
 fi
 
+# The S3 server (garage): built once into the cache, started fresh for this run.
+tests/emulators/garage.sh install
+S3_DIR=$(mktemp -d)
+trap 'tests/emulators/garage.sh stop "$S3_DIR"; rm -rf "$S3_DIR"; kill $(jobs -p) 2>/dev/null || true' EXIT
+tests/emulators/garage.sh start "$S3_DIR" >/dev/null
+# shellcheck disable=SC1091
+source "$S3_DIR/env"
+
 export STOWAGE_BIN=$ROOT/target/release/stowage
 export STOWAGE_TEST_ADAPTERS=$ROOT/target/test-adapters
 

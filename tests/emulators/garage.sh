@@ -93,12 +93,15 @@ EOF
         "${g[@]}" layout assign -z dc1 -c 1G "$node"
         "${g[@]}" layout apply --version 1
         "${g[@]}" key import --yes -n stowage "$KEY_ID" "$SECRET"
-        "${g[@]}" bucket create "$BUCKET"
-        "${g[@]}" bucket allow --read --write --owner "$BUCKET" --key stowage
+        # One bucket for the API tests, one kept empty for the adapter conformance suite.
+        for b in "$BUCKET" stowage-conformance; do
+            "${g[@]}" bucket create "$b"
+            "${g[@]}" bucket allow --read --write --owner "$b" --key stowage
+        done
     } >>"$DIR/garage.log" 2>&1 || { tail -20 "$DIR/garage.log" >&2; die "bootstrap failed (log: $DIR/garage.log)"; }
     wait_health "$ADMIN_PORT" -sf          # 200 "Garage is fully operational"
     cat >"$DIR/env" <<EOF
-export STOWAGE_S3_ENDPOINT=http://127.0.0.1:$S3_PORT STOWAGE_S3_KEY_ID=$KEY_ID STOWAGE_S3_SECRET=$SECRET STOWAGE_S3_BUCKET=$BUCKET STOWAGE_S3_REGION=$REGION
+export STOWAGE_S3_ENDPOINT=http://127.0.0.1:$S3_PORT STOWAGE_S3_KEY_ID=$KEY_ID STOWAGE_S3_SECRET=$SECRET STOWAGE_S3_BUCKET=$BUCKET STOWAGE_S3_CONFORMANCE_BUCKET=stowage-conformance STOWAGE_S3_REGION=$REGION
 EOF
     cat "$DIR/env"
 }

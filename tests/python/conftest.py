@@ -1,7 +1,9 @@
 """Fixtures: one real `stowage serve` process per test session, driven over HTTP.
 
 Env: STOWAGE_BIN (default target/release/stowage), STOWAGE_TEST_ADAPTERS (default
-target/test-adapters). Under CI=true a missing binary/adapter, or any skip, is a failure:
+target/test-adapters); for the S3 tests STOWAGE_S3_ENDPOINT, STOWAGE_S3_KEY_ID, STOWAGE_S3_SECRET,
+STOWAGE_S3_BUCKET, STOWAGE_S3_REGION (written by tests/emulators/garage.sh, exported by
+tests/run.sh). Under CI=true a missing binary/adapter/S3 server, or any skip, is a failure:
 CI must never go green by not running the tests.
 """
 
@@ -78,7 +80,10 @@ def server(tmp_path_factory):
         proc = subprocess.Popen(
             [str(BIN), "serve", "--bind", url.removeprefix("http://"),
              "--data-dir", str(data_dir), "--adapters-dir", str(ADAPTERS),
-             "--document-root", str(doc_root)],
+             "--document-root", str(doc_root),
+             # The test S3 server listens on 127.0.0.1, a reserved address adapters may not
+             # reach by default (SSRF protection).
+             "--allow-private-addresses"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     srv = Server(url, token, doc_root, data_dir, log, proc)
@@ -118,3 +123,42 @@ def workdir(server, request):
     d = server.doc_root / request.node.name
     d.mkdir()
     return d
+
+
+@dataclass
+class S3:
+    endpoint: str
+    key_id: str
+    secret: str
+    bucket: str
+    region: str
+    client: object  # boto3 S3 client, for putting test objects and reading exports back
+
+    def storage_args(self) -> dict:
+        """Connection fields of an S3 storage, as SDK `create()` keyword arguments."""
+        return {"bucket": self.bucket, "aws_access_key_id": self.key_id,
+                "aws_secret_access_key": self.secret, "region_name": self.region,
+                "s3endpoint": self.endpoint}
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """The S3 server of this run (garage, started by tests/run.sh). Skips without one, which
+    under CI=true is a failure."""
+    env = {k: os.environ.get(f"STOWAGE_S3_{k}") for k in ("ENDPOINT", "KEY_ID", "SECRET", "BUCKET", "REGION")}
+    require(all(env.values()), "no S3 server: STOWAGE_S3_ENDPOINT etc. unset "
+            "(tests/run.sh starts one; or source the env of tests/emulators/garage.sh start DIR)")
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3", endpoint_url=env["ENDPOINT"], region_name=env["REGION"],
+        aws_access_key_id=env["KEY_ID"], aws_secret_access_key=env["SECRET"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    return S3(env["ENDPOINT"], env["KEY_ID"], env["SECRET"], env["BUCKET"], env["REGION"], client)
+
+
+@pytest.fixture
+def s3_prefix(s3, request):
+    """A fresh key prefix in the shared test bucket, named after the test (no trailing slash)."""
+    return f"{request.node.name}-{secrets.token_hex(3)}"

@@ -27,7 +27,7 @@ pub fn adapters_dir() -> PathBuf {
 }
 
 /// Settings for a service whose data dir and document root live under `tmp`.
-pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64) -> Settings {
+pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addresses: bool) -> Settings {
     let root = tmp.join("root");
     std::fs::create_dir_all(&root).unwrap();
     Settings {
@@ -37,8 +37,7 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64) -> Settings {
         document_root: Some(root),
         token: Some(TOKEN.into()),
         call_timeout_ms,
-        // The S3 test server listens on loopback.
-        allow_private_addresses: true,
+        allow_private_addresses,
         allow_ambient_credentials: false,
         adapter_memory_mib: 64,
     }
@@ -71,10 +70,11 @@ pub struct Reply {
 }
 
 impl Service {
-    /// Starts a service with a per-call adapter deadline of `call_timeout_ms`.
-    pub async fn start_with_timeout(call_timeout_ms: u64) -> Service {
+    /// Starts a service with a per-call adapter deadline of `call_timeout_ms`; it may reach
+    /// loopback addresses (the S3 test server) only if `allow_private_addresses`.
+    pub async fn start_with_policy(call_timeout_ms: u64, allow_private_addresses: bool) -> Service {
         let tmp = tempfile::tempdir().unwrap();
-        let settings = settings(tmp.path(), call_timeout_ms);
+        let settings = settings(tmp.path(), call_timeout_ms, allow_private_addresses);
         let root = settings.document_root.clone().unwrap().canonicalize().unwrap();
         let app = Arc::new(App::start(settings).await.expect("service starts"));
         app.store.bootstrap_user(TOKEN).unwrap();
@@ -87,6 +87,11 @@ impl Service {
         Service { app, url, root, http: reqwest::Client::new(), _tmp: tmp, stop: Some(stop) }
     }
 
+    pub async fn start_with_timeout(call_timeout_ms: u64) -> Service {
+        Service::start_with_policy(call_timeout_ms, true).await
+    }
+
+    /// A service that may reach the loopback S3 test server.
     pub async fn start() -> Service {
         Service::start_with_timeout(10_000).await
     }
@@ -138,5 +143,122 @@ impl Service {
         let r = self.get(&format!("/api/tasks/?project={project}&page_size=10000")).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         r.body["tasks"].as_array().unwrap().iter().map(|t| t["data"].clone()).collect()
+    }
+}
+
+/// The S3 test server (`tests/emulators/garage.sh` writes these variables).
+#[derive(Debug, Clone)]
+pub struct S3Env {
+    pub endpoint: String,
+    pub key_id: String,
+    pub secret: String,
+    pub bucket: String,
+    pub conformance_bucket: String,
+    pub region: String,
+}
+
+/// The S3 server's settings, or `None` (test skipped) when `STOWAGE_S3_ENDPOINT` is unset.
+/// Under `CI=true` a missing server fails the test instead: CI must run every suite.
+pub fn s3_env() -> Option<S3Env> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(endpoint) = var("STOWAGE_S3_ENDPOINT") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but no S3 server: tests/run.sh starts garage");
+        eprintln!("skipped: STOWAGE_S3_ENDPOINT is unset (tests/emulators/garage.sh start DIR; source DIR/env)");
+        return None;
+    };
+    let need = |name: &str| var(name).unwrap_or_else(|| panic!("{name} is unset"));
+    Some(S3Env {
+        endpoint,
+        key_id: need("STOWAGE_S3_KEY_ID"),
+        secret: need("STOWAGE_S3_SECRET"),
+        bucket: need("STOWAGE_S3_BUCKET"),
+        conformance_bucket: need("STOWAGE_S3_CONFORMANCE_BUCKET"),
+        region: need("STOWAGE_S3_REGION"),
+    })
+}
+
+impl S3Env {
+    /// API fields of an S3 storage on `bucket` under `prefix`, with credentials.
+    pub fn fields(&self, bucket: &str, prefix: &str) -> Value {
+        serde_json::json!({
+            "bucket": bucket,
+            "prefix": prefix,
+            "s3_endpoint": self.endpoint,
+            "region_name": self.region,
+            "aws_access_key_id": self.key_id,
+            "aws_secret_access_key": self.secret,
+        })
+    }
+
+    /// A domain storage (for driving the adapter directly, e.g. to upload test objects).
+    pub fn storage(&self, direction: stowage::domain::Direction, bucket: &str) -> stowage::domain::Storage {
+        let Value::Object(mut fields) = self.fields(bucket, "") else { unreachable!() };
+        let mut s = stowage::domain::Storage::new(direction, "s3", 0, serde_json::Map::new());
+        for secret in ["aws_access_key_id", "aws_secret_access_key"] {
+            s.secrets.insert(secret.into(), fields.remove(secret).unwrap());
+        }
+        s.fields = fields;
+        s
+    }
+}
+
+/// A key prefix unique to this test run, so tests sharing one bucket never see each other.
+pub fn unique_prefix(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}-{nanos:x}")
+}
+
+/// The service binary: `STOWAGE_BIN`, or this workspace's release build.
+pub fn binary() -> PathBuf {
+    let bin = std::env::var_os("STOWAGE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/stowage"));
+    assert!(bin.exists(), "no service binary at {}: cargo build --release -p stowage (tests/run.sh does)", bin.display());
+    bin
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `stowage serve` as a separate process (for tests that kill it or read its log); killed on drop.
+pub struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    /// Starts the binary on `port` with data dir `tmp/data`, document root `tmp/root`, the test
+    /// adapters and `extra` arguments; its stdout and stderr go to `tmp/service.log`. Returns once
+    /// `/health` answers.
+    pub async fn start(tmp: &std::path::Path, port: u16, extra: &[&str]) -> Process {
+        std::fs::create_dir_all(tmp.join("root")).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(tmp.join("service.log")).unwrap();
+        let child = std::process::Command::new(binary())
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(tmp.join("data"))
+            .arg("--adapters-dir")
+            .arg(adapters_dir())
+            .arg("--document-root")
+            .arg(tmp.join("root"))
+            .args(extra)
+            .env("STOWAGE_TOKEN", TOKEN)
+            .env("RUST_LOG", "debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let process = Process(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while reqwest::get(format!("http://127.0.0.1:{port}/health")).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "service did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        process
     }
 }

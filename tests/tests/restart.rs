@@ -2,54 +2,10 @@
 //! has its link, the interrupted sync is reported `failed` after the restart, and the next sync
 //! imports exactly the rest.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-
-fn binary() -> std::path::PathBuf {
-    let bin = std::env::var_os("STOWAGE_BIN")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/stowage"));
-    assert!(bin.exists(), "no service binary at {}: cargo build --release -p stowage (tests/run.sh does)", bin.display());
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start(tmp: &std::path::Path, port: u16) -> Proc {
-    let child = Command::new(binary())
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(tmp.join("data"))
-        .arg("--adapters-dir")
-        .arg(stowage_tests::adapters_dir())
-        .arg("--document-root")
-        .arg(tmp.join("root"))
-        .env("STOWAGE_TOKEN", stowage_tests::TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while reqwest::get(format!("http://127.0.0.1:{port}/health")).await.is_err() {
-        assert!(Instant::now() < deadline, "service did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    proc
-}
+use stowage_tests::{Process, free_port};
 
 async fn call(method: reqwest::Method, url: String, body: Value) -> Value {
     let resp = reqwest::Client::new()
@@ -73,7 +29,7 @@ async fn killed_mid_sync_keeps_a_consistent_database_and_resumes() {
     }
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let service = start(tmp.path(), port).await;
+    let service = Process::start(tmp.path(), port, &[]).await;
     let project = call(reqwest::Method::POST, format!("{base}/api/projects"), json!({"title": "restart"})).await["id"].as_i64().unwrap();
     let storage = call(reqwest::Method::POST, format!("{base}/api/storages/localfiles"), json!({"project": project, "path": dir, "use_blob_urls": true})).await;
     let id = storage["id"].as_i64().unwrap();
@@ -84,7 +40,7 @@ async fn killed_mid_sync_keeps_a_consistent_database_and_resumes() {
     drop(service);
     let _ = sync.await;
 
-    let _service = start(tmp.path(), port).await;
+    let _service = Process::start(tmp.path(), port, &[]).await;
     let s = call(reqwest::Method::GET, format!("{base}/api/storages/localfiles/{id}"), Value::Null).await;
     let tasks = call(reqwest::Method::GET, format!("{base}/api/tasks?project={project}&page_size=1"), Value::Null).await;
     let imported = tasks["total"].as_i64().unwrap();
