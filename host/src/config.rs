@@ -30,6 +30,11 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_DATA_DIR", default_value = "./stowage-data")]
     pub data_dir: PathBuf,
 
+    /// Where compiled adapter code is cached (keyed by content hash and engine, so it may be
+    /// shared). Default: `adapter-cache` under the data directory.
+    #[arg(long, env = "STOWAGE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     /// Directory whose `*.wasm` files are loaded as storage adapters at start.
     #[arg(long, env = "STOWAGE_ADAPTERS_DIR", default_value = "./adapters")]
     pub adapters_dir: PathBuf,

@@ -33,6 +33,8 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addre
     Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: tmp.join("data"),
+        // Shared by all tests: compiled code is keyed by content hash, so reuse is safe.
+        cache_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-adapter-cache")),
         adapters_dir: adapters_dir(),
         document_root: Some(root),
         token: Some(TOKEN.into()),

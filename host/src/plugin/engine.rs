@@ -54,7 +54,10 @@ pub fn load(engine: &Engine, bytes: &[u8], cache_dir: &Path) -> anyhow::Result<L
         .precompile_component(bytes)
         .map_err(|e| anyhow::Error::from(e).context("not a valid WebAssembly component"))?;
     std::fs::create_dir_all(cache_dir)?;
-    let tmp = path.with_extension("tmp");
+    // A unique temporary name: several services (or tests) may share one cache directory.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}-{seq}.tmp", std::process::id()));
     std::fs::write(&tmp, &native)?;
     std::fs::rename(&tmp, &path)?;
     // SAFETY: produced just now by this engine.
