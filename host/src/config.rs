@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "stowage", version, about = "Label-Studio-compatible storage sync with sandboxed WebAssembly adapters")]
+#[command(
+    name = "stowage",
+    version,
+    about = "Label-Studio-compatible storage sync with sandboxed WebAssembly adapters"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

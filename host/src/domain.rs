@@ -218,7 +218,12 @@ pub struct Storage {
 
 impl Storage {
     /// A storage not yet saved (`id` 0, status `initialized`), e.g. to validate a create request.
-    pub fn new(direction: Direction, type_name: &str, project_id: i64, fields: serde_json::Map<String, serde_json::Value>) -> Storage {
+    pub fn new(
+        direction: Direction,
+        type_name: &str,
+        project_id: i64,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Storage {
         Storage {
             id: 0,
             direction,

@@ -27,8 +27,13 @@ pub trait Driver {
     async fn put(&mut self, key: &str, body: &[u8]) -> Result<(), Failure>;
     /// Creates an empty folder (a directory, or a zero-byte `path/` marker object).
     async fn empty_folder(&mut self, path: &str) -> Result<(), Failure>;
-    async fn list(&mut self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool)
-    -> Result<(Vec<Listed>, Option<String>), Failure>;
+    async fn list(
+        &mut self,
+        prefix: &str,
+        cursor: Option<String>,
+        page_size: u32,
+        recursive: bool,
+    ) -> Result<(Vec<Listed>, Option<String>), Failure>;
     async fn get(&mut self, key: &str, range: Option<(u64, Option<u64>)>) -> Result<Vec<u8>, Failure>;
     async fn stat(&mut self, key: &str) -> Result<Listed, Failure>;
 }
@@ -58,7 +63,10 @@ async fn list_all<D: Driver>(d: &mut D, prefix: &str, page_size: u32, recursive:
     let mut keys = Vec::new();
     let mut cursor = None;
     for _ in 0..10_000 {
-        let (page, next) = d.list(prefix, cursor, page_size, recursive).await.map_err(|e| format!("list({prefix:?}) failed: {e:?}"))?;
+        let (page, next) = d
+            .list(prefix, cursor, page_size, recursive)
+            .await
+            .map_err(|e| format!("list({prefix:?}) failed: {e:?}"))?;
         if page.len() > page_size as usize {
             return Err(format!("list returned {} entries for page size {page_size}", page.len()));
         }
@@ -112,7 +120,9 @@ pub async fn run<D: Driver>(d: &mut D) -> Result<(), Vec<String>> {
 async fn recursive_listing<D: Driver>(d: &mut D) -> Result<(), String> {
     for page_size in [1, 2, 1000] {
         let keys = list_all(d, "", page_size, true).await?;
-        expect(keys == sorted(SEED_KEYS), || format!("page size {page_size}: got {keys:?}, want {:?}", sorted(SEED_KEYS)))?;
+        expect(keys == sorted(SEED_KEYS), || {
+            format!("page size {page_size}: got {keys:?}, want {:?}", sorted(SEED_KEYS))
+        })?;
     }
     Ok(())
 }
@@ -140,7 +150,9 @@ async fn prefixes<D: Driver>(d: &mut D) -> Result<(), String> {
     let nested = list_all(d, "nested", 1000, false).await?;
     expect(nested == ["nested/y.json"], || format!("prefix \"nested\" non-recursive: {nested:?}"))?;
     let nested = list_all(d, "nested", 1000, true).await?;
-    expect(nested == ["nested/deep/er/x.json", "nested/y.json"], || format!("prefix \"nested\" recursive: {nested:?}"))?;
+    expect(nested == ["nested/deep/er/x.json", "nested/y.json"], || {
+        format!("prefix \"nested\" recursive: {nested:?}")
+    })?;
     let empty = list_all(d, "empty", 1000, true).await?;
     expect(empty.is_empty(), || format!("an empty folder lists nothing: {empty:?}"))
 }
@@ -166,7 +178,13 @@ async fn ranges<D: Driver>(d: &mut D) -> Result<(), String> {
         ((len - 3, Some(len + 100)), &body[body.len() - 3..]),
     ] {
         let got = d.get(key, Some(range)).await.map_err(|e| format!("get({key:?}, {range:?}): {e:?}"))?;
-        expect(got == want, || format!("range {range:?}: got {:?}, want {:?}", String::from_utf8_lossy(&got), String::from_utf8_lossy(want)))?;
+        expect(got == want, || {
+            format!(
+                "range {range:?}: got {:?}, want {:?}",
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(want)
+            )
+        })?;
     }
     Ok(())
 }

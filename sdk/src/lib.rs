@@ -41,8 +41,8 @@ pub mod bindings {
 
 use bindings::exports::stowage::storage::backend_api as api;
 pub use bindings::stowage::storage::types::{
-    AdapterInfo, ByteRange, Capabilities, Direction, Entry, Error, GrantRequest, HttpGrant, Method, Object, Page, Setting,
-    SettingKind,
+    AdapterInfo, ByteRange, Capabilities, Direction, Entry, Error, GrantRequest, HttpGrant, Method, Object, Page,
+    Setting, SettingKind,
 };
 
 /// The WIT package version this SDK builds adapters for.
@@ -59,11 +59,7 @@ pub struct Config {
 impl Config {
     /// A setting or secret by name; `None` when unset.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.settings
-            .iter()
-            .chain(self.secrets.iter())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.settings.iter().chain(self.secrets.iter()).find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// A setting that must be set and non-empty.

@@ -135,7 +135,9 @@ impl Service {
 
     /// Creates a project and returns its id.
     pub async fn project(&self, label_config: &str) -> i64 {
-        let r = self.post("/api/projects/", serde_json::json!({"title": "test project", "label_config": label_config})).await;
+        let r = self
+            .post("/api/projects/", serde_json::json!({"title": "test project", "label_config": label_config}))
+            .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         r.body["id"].as_i64().unwrap()
     }
@@ -215,7 +217,11 @@ pub fn binary() -> PathBuf {
     let bin = std::env::var_os("STOWAGE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/stowage"));
-    assert!(bin.exists(), "no service binary at {}: cargo build --release -p stowage (tests/run.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "no service binary at {}: cargo build --release -p stowage (tests/run.sh does)",
+        bin.display()
+    );
     bin
 }
 

@@ -31,7 +31,13 @@ impl Driver for SessionDriver {
             None => self.put(&format!("{path}/"), b"").await,
         }
     }
-    async fn list(&mut self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<(Vec<Listed>, Option<String>), Failure> {
+    async fn list(
+        &mut self,
+        prefix: &str,
+        cursor: Option<String>,
+        page_size: u32,
+        recursive: bool,
+    ) -> Result<(Vec<Listed>, Option<String>), Failure> {
         let page = self.session.list(prefix, cursor.as_deref(), page_size, recursive).await.map_err(failure)?;
         Ok((page.entries.into_iter().map(|e| Listed { key: e.key, size: e.size }).collect(), page.next_cursor))
     }

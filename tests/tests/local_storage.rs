@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 use stowage_tests::Service;
 
-const IMAGE_CONFIG: &str = r#"<View><Image name="img" value="$image"/><Choices name="c" toName="img"><Choice value="cat"/></Choices></View>"#;
+const IMAGE_CONFIG: &str =
+    r#"<View><Image name="img" value="$image"/><Choices name="c" toName="img"><Choice value="cat"/></Choices></View>"#;
 
 async fn create(svc: &Service, body: Value) -> i64 {
     let r = svc.post("/api/storages/localfiles/", body).await;
@@ -32,14 +33,19 @@ async fn blob_mode_with_regex_filter_and_recursive_scan() {
     let project = svc.project(IMAGE_CONFIG).await;
 
     // regex_filter matches the basename, anchored at the start only (Python `re.match`).
-    let flat = create(&svc, json!({"project": project, "path": dir, "use_blob_urls": true, "regex_filter": r".*\.(jpg|png)"})).await;
+    let flat =
+        create(&svc, json!({"project": project, "path": dir, "use_blob_urls": true, "regex_filter": r".*\.(jpg|png)"}))
+            .await;
     let s = sync(&svc, flat).await;
     assert_eq!(summary(&s), ("completed".into(), 2));
     assert_eq!(s["meta"]["tasks_existed"], 0);
     assert_eq!(s["traceback"], Value::Null);
     assert_eq!(
         svc.task_data(project).await,
-        [json!({"image": "/data/local-files/?d=images/a.jpg"}), json!({"image": "/data/local-files/?d=images/b%20c.png"})]
+        [
+            json!({"image": "/data/local-files/?d=images/a.jpg"}),
+            json!({"image": "/data/local-files/?d=images/b%20c.png"})
+        ]
     );
     // Re-sync creates nothing.
     let s = sync(&svc, flat).await;
@@ -47,10 +53,20 @@ async fn blob_mode_with_regex_filter_and_recursive_scan() {
     assert_eq!(s["meta"]["tasks_existed"], 2);
     assert_eq!(s["meta"]["attempts"], 2);
 
-    let deep = create(&svc, json!({"project": project, "path": dir, "use_blob_urls": true, "recursive_scan": true, "regex_filter": "[de]"})).await;
+    let deep = create(
+        &svc,
+        json!({"project": project, "path": dir, "use_blob_urls": true, "recursive_scan": true, "regex_filter": "[de]"}),
+    )
+    .await;
     assert_eq!(summary(&sync(&svc, deep).await), ("completed".into(), 2));
     let data = svc.task_data(project).await;
-    assert_eq!(data[2..], [json!({"image": "/data/local-files/?d=images/sub/d.jpg"}), json!({"image": "/data/local-files/?d=images/sub/deeper/e.jpg"})]);
+    assert_eq!(
+        data[2..],
+        [
+            json!({"image": "/data/local-files/?d=images/sub/d.jpg"}),
+            json!({"image": "/data/local-files/?d=images/sub/deeper/e.jpg"})
+        ]
+    );
 
     // Task listing keeps `$undefined$` in the database but shows it renamed; `storage_filename` is the key.
     let r = svc.get(&format!("/api/tasks?project={project}&page=1&page_size=1")).await;
@@ -101,7 +117,10 @@ async fn json_mode_reports_bad_files_keeps_the_rest_and_imports_them_once_fixed(
     let texts: Vec<Value> = svc.task_data(project).await.into_iter().map(|d| d["text"].clone()).collect();
     assert_eq!(texts, ["one", "two", "three", "four", "five", "six"]);
     let r = svc.get(&format!("/api/tasks?project={project}")).await;
-    assert_eq!((r.body["total"].as_i64(), r.body["total_annotations"].as_i64(), r.body["total_predictions"].as_i64()), (Some(6), Some(1), Some(1)));
+    assert_eq!(
+        (r.body["total"].as_i64(), r.body["total_annotations"].as_i64(), r.body["total_predictions"].as_i64()),
+        (Some(6), Some(1), Some(1))
+    );
 
     // Fixing the file imports it on the next sync; nothing else is duplicated.
     std::fs::write(dir.join("5-bad.json"), br#"{"text": "seven"}"#).unwrap();
@@ -126,7 +145,12 @@ async fn paths_outside_the_document_root_are_refused() {
     svc.dir("ds-private", &[("secret.jpg", b"S")]);
     std::fs::write(svc.root.join("top.jpg"), b"T").unwrap();
     let outside = tempfile::tempdir().unwrap();
-    for path in [outside.path().to_str().unwrap().to_string(), svc.root.to_str().unwrap().into(), "ds".into(), format!("{}/ds/../..", svc.root.display())] {
+    for path in [
+        outside.path().to_str().unwrap().to_string(),
+        svc.root.to_str().unwrap().into(),
+        "ds".into(),
+        format!("{}/ds/../..", svc.root.display()),
+    ] {
         let r = svc.post("/api/storages/localfiles", json!({"project": project, "path": path})).await;
         assert_eq!(r.status, 400, "{path}: {:?}", r.body);
         assert_eq!(r.body["detail"], "Validation error");
@@ -134,7 +158,8 @@ async fn paths_outside_the_document_root_are_refused() {
     }
     let r = svc.post("/api/storages/localfiles", json!({"project": project})).await;
     assert_eq!((r.status, &r.body["validation_errors"]["path"][0]), (400, &json!("This field is required.")));
-    let r = svc.post("/api/storages/localfiles/validate", json!({"project": project, "path": svc.root.join("ds")})).await;
+    let r =
+        svc.post("/api/storages/localfiles/validate", json!({"project": project, "path": svc.root.join("ds")})).await;
     assert_eq!((r.status, &r.body), (200, &Value::Null));
 
     create(&svc, json!({"project": project, "path": svc.root.join("ds"), "use_blob_urls": true})).await;
@@ -156,15 +181,21 @@ async fn paths_outside_the_document_root_are_refused() {
 async fn annotations_are_exported_on_save_and_on_sync_and_deleted_when_allowed() {
     let svc = Service::start().await;
     let project = svc.project(IMAGE_CONFIG).await;
-    let r = svc.post(&format!("/api/projects/{project}/import"), json!([{"image": "a.jpg"}, {"data": {"image": "b.jpg"}}])).await;
+    let r = svc
+        .post(&format!("/api/projects/{project}/import"), json!([{"image": "a.jpg"}, {"data": {"image": "b.jpg"}}]))
+        .await;
     assert_eq!((r.status, r.body["task_count"].as_i64()), (201, Some(2)));
     let tasks: Vec<i64> = r.body["task_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     let result = json!([{"from_name": "c", "to_name": "img", "type": "choices", "value": {"choices": ["cat"]}}]);
-    let first = svc.post(&format!("/api/tasks/{}/annotations/", tasks[0]), json!({"result": result})).await.body["id"].as_i64().unwrap();
+    let first = svc.post(&format!("/api/tasks/{}/annotations/", tasks[0]), json!({"result": result})).await.body["id"]
+        .as_i64()
+        .unwrap();
 
     // Creating a target storage exports what exists.
     let out = svc.dir("out", &[]);
-    let r = svc.post("/api/storages/export/localfiles", json!({"project": project, "path": out, "can_delete_objects": true})).await;
+    let r = svc
+        .post("/api/storages/export/localfiles", json!({"project": project, "path": out, "can_delete_objects": true}))
+        .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let export_id = r.body["id"].as_i64().unwrap();
     assert_eq!(summary(&r.body), ("completed".into(), 1));
@@ -173,12 +204,21 @@ async fn annotations_are_exported_on_save_and_on_sync_and_deleted_when_allowed()
     assert_eq!((r.status, r.body["can_delete_objects"].clone()), (201, Value::Null));
 
     // Every save is written at once, named by the annotation id.
-    let second = svc.post(&format!("/api/tasks/{}/annotations/", tasks[1]), json!({"result": [], "was_cancelled": true})).await.body["id"].as_i64().unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let second = svc
+        .post(&format!("/api/tasks/{}/annotations/", tasks[1]), json!({"result": [], "was_cancelled": true}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     assert_eq!(names, [first.to_string(), second.to_string()]);
     let doc: Value = serde_json::from_slice(&std::fs::read(out.join(first.to_string())).unwrap()).unwrap();
-    assert_eq!((doc["id"].as_i64(), &doc["result"], doc["task"]["id"].as_i64()), (Some(first), &result, Some(tasks[0])));
+    assert_eq!(
+        (doc["id"].as_i64(), &doc["result"], doc["task"]["id"].as_i64()),
+        (Some(first), &result, Some(tasks[0]))
+    );
     assert_eq!(doc["task"]["data"], json!({"image": "a.jpg"}));
     assert_eq!(doc["completed_by"]["email"], "admin@stowage.local");
 
@@ -216,7 +256,8 @@ async fn storage_api_shapes_and_errors() {
     assert_eq!(svc.get("/api/storages/").await.body, json!([]));
 
     let dir = svc.dir("ds", &[]);
-    let id = create(&svc, json!({"project": project, "path": dir, "title": "mine", "presign": false, "unknown": 1})).await;
+    let id =
+        create(&svc, json!({"project": project, "path": dir, "title": "mine", "presign": false, "unknown": 1})).await;
     let r = svc.get(&format!("/api/storages/localfiles/{id}")).await;
     let mut body = r.body.clone();
     for volatile in ["created_at"] {
@@ -240,7 +281,8 @@ async fn storage_api_shapes_and_errors() {
     let r = svc.post(&format!("/api/storages/localfiles/{id}/sync"), Value::Null).await;
     assert_eq!((r.status, r.body.clone()), (400, json!({"message": format!("Storage {id} is not synchronizable")})));
 
-    let r = svc.http.get(format!("{}/api/projects/", svc.url)).header("Authorization", "Token wrong").send().await.unwrap();
+    let r =
+        svc.http.get(format!("{}/api/projects/", svc.url)).header("Authorization", "Token wrong").send().await.unwrap();
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
     assert_eq!((body["status_code"].as_i64(), body["detail"].as_str()), (Some(401), Some("Invalid token.")));

@@ -30,19 +30,28 @@ async fn killed_mid_sync_keeps_a_consistent_database_and_resumes() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let service = Process::start(tmp.path(), port, &[]).await;
-    let project = call(reqwest::Method::POST, format!("{base}/api/projects"), json!({"title": "restart"})).await["id"].as_i64().unwrap();
-    let storage = call(reqwest::Method::POST, format!("{base}/api/storages/localfiles"), json!({"project": project, "path": dir, "use_blob_urls": true})).await;
+    let project = call(reqwest::Method::POST, format!("{base}/api/projects"), json!({"title": "restart"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let storage = call(
+        reqwest::Method::POST,
+        format!("{base}/api/storages/localfiles"),
+        json!({"project": project, "path": dir, "use_blob_urls": true}),
+    )
+    .await;
     let id = storage["id"].as_i64().unwrap();
 
     // Start the sync, kill the process while it runs.
-    let sync = tokio::spawn(call(reqwest::Method::POST, format!("{base}/api/storages/localfiles/{id}/sync"), Value::Null));
+    let sync =
+        tokio::spawn(call(reqwest::Method::POST, format!("{base}/api/storages/localfiles/{id}/sync"), Value::Null));
     tokio::time::sleep(Duration::from_millis(250)).await;
     drop(service);
     let _ = sync.await;
 
     let _service = Process::start(tmp.path(), port, &[]).await;
     let s = call(reqwest::Method::GET, format!("{base}/api/storages/localfiles/{id}"), Value::Null).await;
-    let tasks = call(reqwest::Method::GET, format!("{base}/api/tasks?project={project}&page_size=1"), Value::Null).await;
+    let tasks =
+        call(reqwest::Method::GET, format!("{base}/api/tasks?project={project}&page_size=1"), Value::Null).await;
     let imported = tasks["total"].as_i64().unwrap();
     eprintln!("after the kill: status {}, {imported} tasks", s["status"]);
     if s["status"] == "completed" {
@@ -55,8 +64,12 @@ async fn killed_mid_sync_keeps_a_consistent_database_and_resumes() {
         assert_eq!(imported % 5_000, 0, "{imported} tasks after the kill");
     }
     let s = call(reqwest::Method::POST, format!("{base}/api/storages/localfiles/{id}/sync"), Value::Null).await;
-    assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(FILES as i64 - imported)));
+    assert_eq!(
+        (s["status"].as_str(), s["last_sync_count"].as_i64()),
+        (Some("completed"), Some(FILES as i64 - imported))
+    );
     assert_eq!(s["meta"]["tasks_existed"].as_i64(), Some(imported));
-    let tasks = call(reqwest::Method::GET, format!("{base}/api/tasks?project={project}&page_size=1"), Value::Null).await;
+    let tasks =
+        call(reqwest::Method::GET, format!("{base}/api/tasks?project={project}&page_size=1"), Value::Null).await;
     assert_eq!(tasks["total"].as_i64(), Some(FILES as i64));
 }

@@ -92,7 +92,10 @@ async fn imports_follow_label_studio_prefix_regex_and_recursion_rules() {
     let json_storage = create(&svc, project, s3.fields(&s3.bucket, &k("json"))).await;
     let (status, count, body) = sync(&svc, json_storage).await;
     assert_eq!((status.as_str(), count), ("completed_with_errors", 3));
-    assert_eq!(body["traceback"], format!("{}: invalid JSON: key must be a string at line 1 column 2", k("json/3.json")));
+    assert_eq!(
+        body["traceback"],
+        format!("{}: invalid JSON: key must be a string at line 1 column 2", k("json/3.json"))
+    );
     let texts: Vec<Value> = raw_data(&svc, project).await.iter().map(|d| d["text"].clone()).collect();
     assert_eq!(texts, ["one", "two", "three"]);
 }
@@ -118,8 +121,10 @@ async fn presigned_and_proxied_uris_return_the_right_bytes_for_special_keys() {
     let Some(s3) = s3_env() else { return };
     let svc = Service::start().await;
     let p = unique_prefix("special");
-    let names = ["sp ace.txt", "plus+sign.txt", "per%25cent%.txt", "ünïcödé 日本.txt", "hash#tag.txt", "q?mark&x=1.txt"];
-    let objects: Vec<(String, Vec<u8>)> = names.iter().map(|n| (format!("{p}/{n}"), format!("bytes of {n}").into_bytes())).collect();
+    let names =
+        ["sp ace.txt", "plus+sign.txt", "per%25cent%.txt", "ünïcödé 日本.txt", "hash#tag.txt", "q?mark&x=1.txt"];
+    let objects: Vec<(String, Vec<u8>)> =
+        names.iter().map(|n| (format!("{p}/{n}"), format!("bytes of {n}").into_bytes())).collect();
     upload(&svc, &s3, &objects).await;
     let project = svc.project(r#"<View><Text name="t" value="$doc"/></View>"#).await;
     let mut fields = s3.fields(&s3.bucket, &p);
@@ -152,7 +157,8 @@ async fn presigned_and_proxied_uris_return_the_right_bytes_for_special_keys() {
         assert_eq!(fetched.status(), 200, "{key}: {location}");
         assert_eq!(fetched.bytes().await.unwrap().as_ref(), body.as_slice(), "{key}");
         // A tampered signature is refused by the server.
-        let tampered = format!("{}{}", &location[..location.len() - 1], if location.ends_with('0') { '1' } else { '0' });
+        let tampered =
+            format!("{}{}", &location[..location.len() - 1], if location.ends_with('0') { '1' } else { '0' });
         assert_eq!(reqwest::get(&tampered).await.unwrap().status(), 403, "{key}");
     }
 
@@ -171,11 +177,13 @@ async fn presigned_and_proxied_uris_return_the_right_bytes_for_special_keys() {
         assert_eq!(resp.status(), 200, "{key}");
         let etag = resp.headers()["etag"].to_str().unwrap().to_string();
         assert_eq!(resp.bytes().await.unwrap().as_ref(), body.as_slice(), "{key}");
-        let resp = no_redirect.get(&link).header("Authorization", &auth).header("Range", "bytes=2-5").send().await.unwrap();
+        let resp =
+            no_redirect.get(&link).header("Authorization", &auth).header("Range", "bytes=2-5").send().await.unwrap();
         assert_eq!(resp.status(), 206);
         assert_eq!(resp.headers()["content-range"], format!("bytes 2-5/{}", body.len()).as_str());
         assert_eq!(resp.bytes().await.unwrap().as_ref(), &body[2..=5]);
-        let resp = no_redirect.get(&link).header("Authorization", &auth).header("If-None-Match", &etag).send().await.unwrap();
+        let resp =
+            no_redirect.get(&link).header("Authorization", &auth).header("If-None-Match", &etag).send().await.unwrap();
         assert_eq!(resp.status(), 304);
     }
     // A URI no storage of the project serves is 404.
@@ -201,7 +209,9 @@ async fn annotations_are_exported_under_the_prefix_and_deleted_when_allowed() {
     assert_eq!((r.status, r.body["status"].as_str()), (201, Some("completed")), "{:?}", r.body);
     let export_id = r.body["id"].as_i64().unwrap();
     let result = json!([{"from_name": "c", "to_name": "t", "type": "choices", "value": {"choices": ["x"]}}]);
-    let ann = svc.post(&format!("/api/tasks/{task}/annotations"), json!({"result": result})).await.body["id"].as_i64().unwrap();
+    let ann = svc.post(&format!("/api/tasks/{task}/annotations"), json!({"result": result})).await.body["id"]
+        .as_i64()
+        .unwrap();
 
     let mut session = stowage::sync::connect(&svc.app, &s3.storage(Direction::Import, &s3.bucket)).unwrap();
     let key = format!("{p}/ann/{ann}");
@@ -244,5 +254,8 @@ async fn the_default_policy_refuses_loopback_private_and_metadata_endpoints() {
     fields["project"] = json!(project);
     fields["s3_endpoint"] = json!("file:///etc/passwd");
     let r = svc.post("/api/storages/s3", fields).await;
-    assert_eq!(r.body["validation_errors"]["s3_endpoint"][0], "file:///etc/passwd: only http:// and https:// endpoints are allowed");
+    assert_eq!(
+        r.body["validation_errors"]["s3_endpoint"][0],
+        "file:///etc/passwd: only http:// and https:// endpoints are allowed"
+    );
 }

@@ -6,7 +6,13 @@ use serde_json::{Value, json};
 use stowage_tests::{Process, TOKEN, free_port, s3_env};
 
 async fn call(method: reqwest::Method, url: String, body: Value, seen: &mut String) -> (u16, Value) {
-    let resp = reqwest::Client::new().request(method, url).header("Authorization", format!("Token {TOKEN}")).json(&body).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .request(method, url)
+        .header("Authorization", format!("Token {TOKEN}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     seen.push_str(&text);
@@ -21,7 +27,8 @@ async fn wrong_credentials_are_refused_and_no_secret_leaks() {
     let base = format!("http://127.0.0.1:{port}");
     let service = Process::start(tmp.path(), port, &["--allow-private-addresses"]).await;
     let mut seen = String::new();
-    let (_, project) = call(reqwest::Method::POST, format!("{base}/api/projects"), json!({"title": "secrets"}), &mut seen).await;
+    let (_, project) =
+        call(reqwest::Method::POST, format!("{base}/api/projects"), json!({"title": "secrets"}), &mut seen).await;
     let project = project["id"].as_i64().unwrap();
     let session_token = "FQoGZXIvYXdzEXAMPLESESSIONTOKENdoNotLeakMe0123456789";
     let wrong_secret = "0".repeat(63) + "1";
@@ -34,7 +41,10 @@ async fn wrong_credentials_are_refused_and_no_secret_leaks() {
         f
     };
     let cases = [
-        (bad(&|f| f["aws_secret_access_key"] = json!(wrong_secret)), "Cannot connect to S3 stowage-test with specified AWS credentials"),
+        (
+            bad(&|f| f["aws_secret_access_key"] = json!(wrong_secret)),
+            "Cannot connect to S3 stowage-test with specified AWS credentials",
+        ),
         (bad(&|f| f["bucket"] = json!("no-such-bucket")), "Cannot find bucket no-such-bucket in S3"),
     ];
     for (body, message) in &cases {
@@ -59,7 +69,9 @@ async fn wrong_credentials_are_refused_and_no_secret_leaks() {
     // Presigned URLs carry the session token (as in Label Studio): that is the browser's copy,
     // which proxy mode (presign=false) avoids. It appears in the Location header only.
     let uri = format!("s3://{}/any/key.txt", s3.bucket);
-    let (_, imported) = call(reqwest::Method::POST, format!("{base}/api/projects/{project}/import"), json!([{"url": uri}]), &mut seen).await;
+    let (_, imported) =
+        call(reqwest::Method::POST, format!("{base}/api/projects/{project}/import"), json!([{"url": uri}]), &mut seen)
+            .await;
     let task = imported["task_ids"][0].as_i64().unwrap();
     let link = format!("{base}{}", stowage::tasks::uri::resolver_url(task, &uri));
     let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -70,9 +82,18 @@ async fn wrong_credentials_are_refused_and_no_secret_leaks() {
     call(reqwest::Method::GET, format!("{base}/api/storages/?project={project}"), Value::Null, &mut seen).await;
     // Changing the endpoint without re-entering the secrets is refused (they never follow a
     // storage to another server).
-    let (status, r) = call(reqwest::Method::PATCH, format!("{base}/api/storages/s3/{id}"), json!({"s3_endpoint": "http://127.0.0.2:1"}), &mut seen).await;
+    let (status, r) = call(
+        reqwest::Method::PATCH,
+        format!("{base}/api/storages/s3/{id}"),
+        json!({"s3_endpoint": "http://127.0.0.2:1"}),
+        &mut seen,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_eq!(r["validation_errors"]["aws_secret_access_key"][0], "Enter this secret again when changing the connection settings.");
+    assert_eq!(
+        r["validation_errors"]["aws_secret_access_key"][0],
+        "Enter this secret again when changing the connection settings."
+    );
 
     drop(service);
     let log = std::fs::read_to_string(tmp.path().join("service.log")).unwrap();

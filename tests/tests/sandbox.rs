@@ -68,7 +68,10 @@ async fn misbehaving_adapter_fails_its_call_and_the_service_keeps_serving() {
     let project = svc.project("<View></View>").await;
 
     let (s, took) = sync_misbehaving(&svc, project, "trap").await;
-    assert_eq!((s["status"].as_str(), s["traceback"].as_str()), (Some("failed"), Some("list: adapter failed: the adapter crashed (wasm trap)")));
+    assert_eq!(
+        (s["status"].as_str(), s["traceback"].as_str()),
+        (Some("failed"), Some("list: adapter failed: the adapter crashed (wasm trap)"))
+    );
     assert!(took < Duration::from_secs(2), "{took:?}");
 
     let (s, took) = sync_misbehaving(&svc, project, "alloc").await;

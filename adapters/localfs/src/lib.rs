@@ -12,8 +12,8 @@ use std::time::UNIX_EPOCH;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use stowage_sdk::{
-    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, GrantRequest, Object, Page, Setting,
-    SettingKind,
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, GrantRequest, Object, Page,
+    Setting, SettingKind,
 };
 
 /// Where the host mounts the storage directory inside the sandbox.
@@ -164,13 +164,7 @@ impl Backend for LocalFiles {
         let mut body = Vec::with_capacity(end.saturating_sub(start) as usize);
         file.seek(SeekFrom::Start(start)).map_err(|e| io_error(key, e))?;
         file.take(end.saturating_sub(start)).read_to_end(&mut body).map_err(|e| io_error(key, e))?;
-        Ok(Object {
-            body,
-            total_size: size,
-            etag: entry.etag,
-            content_type: None,
-            last_modified: entry.last_modified,
-        })
+        Ok(Object { body, total_size: size, etag: entry.etag, content_type: None, last_modified: entry.last_modified })
     }
 
     fn put(&self, key: &str, body: Vec<u8>, _content_type: Option<String>) -> Result<(), Error> {
@@ -193,7 +187,8 @@ impl Backend for LocalFiles {
 
     /// `/data/local-files/?d=<quoted path relative to the document root>`, as Label Studio writes it.
     fn blob_uri(&self, key: &str) -> String {
-        let full = if self.relative_path.is_empty() { key.to_string() } else { format!("{}/{key}", self.relative_path) };
+        let full =
+            if self.relative_path.is_empty() { key.to_string() } else { format!("{}/{key}", self.relative_path) };
         format!("/data/local-files/?d={}", utf8_percent_encode(&full, QUOTE))
     }
 }

@@ -75,7 +75,12 @@ async fn read(State(app): AppState, _: Caller, Path(id): Path<i64>) -> ApiResult
     Ok(Json(document::annotation(&annotation_or_404(&app, id)?)))
 }
 
-async fn update(State(app): AppState, _: Caller, Path(id): Path<i64>, Body(b): Body<AnnotationBody>) -> ApiResult<Json<Value>> {
+async fn update(
+    State(app): AppState,
+    _: Caller,
+    Path(id): Path<i64>,
+    Body(b): Body<AnnotationBody>,
+) -> ApiResult<Json<Value>> {
     annotation_or_404(&app, id)?;
     check_result(&b.result)?;
     app.store.update_annotation(id, b.result.as_ref(), b.was_cancelled, b.ground_truth, b.lead_time)?;

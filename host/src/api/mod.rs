@@ -15,10 +15,10 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router, ServiceExt};
+use serde_json::json;
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::trace::TraceLayer;
-use serde_json::json;
 
 use crate::App;
 use crate::domain::User;
@@ -35,7 +35,8 @@ impl FromRequestParts<Arc<App>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let token = header.strip_prefix("Token ").map(str::trim).filter(|t| !t.is_empty()).ok_or(ApiError::Unauthorized)?;
+        let token =
+            header.strip_prefix("Token ").map(str::trim).filter(|t| !t.is_empty()).ok_or(ApiError::Unauthorized)?;
         app.store.user_by_token(token)?.map(Caller).ok_or(ApiError::Unauthorized)
     }
 }
@@ -47,15 +48,24 @@ pub fn service(app: Arc<App>) -> NormalizePath<Router> {
 }
 
 /// Serves [`service`] on `listener` until `shutdown` completes.
-pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(service(app))).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(service(app)))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// All routes, matched without trailing slash (see [`service`]).
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "UP"})) }))
-        .route("/api/version", get(|| async { Json(json!({"release": LS_VERSION, "stowage": env!("CARGO_PKG_VERSION")})) }))
+        .route(
+            "/api/version",
+            get(|| async { Json(json!({"release": LS_VERSION, "stowage": env!("CARGO_PKG_VERSION")})) }),
+        )
         .route("/api/current-user/whoami", get(|Caller(u): Caller| async move { Json(json!(u)) }))
         .merge(projects::routes())
         .merge(tasks::routes())

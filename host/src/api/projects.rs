@@ -66,7 +66,11 @@ struct ProjectBody {
     label_config: Option<String>,
 }
 
-async fn create(State(app): AppState, Caller(user): Caller, Body(b): Body<ProjectBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create(
+    State(app): AppState,
+    Caller(user): Caller,
+    Body(b): Body<ProjectBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let title = b.title.unwrap_or_default();
     if !title.is_empty() && title.chars().count() < 3 {
         return Err(ApiError::field("title", "Ensure this field has at least 3 characters."));
@@ -86,7 +90,12 @@ async fn read(State(app): AppState, _: Caller, Path(id): Path<i64>) -> ApiResult
     Ok(Json(project_json(&app, &project_or_404(&app, id)?)?))
 }
 
-async fn update(State(app): AppState, _: Caller, Path(id): Path<i64>, Body(b): Body<ProjectBody>) -> ApiResult<Json<Value>> {
+async fn update(
+    State(app): AppState,
+    _: Caller,
+    Path(id): Path<i64>,
+    Body(b): Body<ProjectBody>,
+) -> ApiResult<Json<Value>> {
     project_or_404(&app, id)?;
     app.store.update_project(id, b.title.as_deref(), b.description.as_deref(), b.label_config.as_deref())?;
     Ok(Json(project_json(&app, &project_or_404(&app, id)?)?))
@@ -98,7 +107,12 @@ async fn delete(State(app): AppState, _: Caller, Path(id): Path<i64>) -> ApiResu
 
 /// `POST /api/projects/{id}/import` with a JSON list of tasks (or one task object). Each item is
 /// a task in Label Studio's import format; the whole request is one transaction.
-async fn import(State(app): AppState, Caller(user): Caller, Path(id): Path<i64>, Body(body): Body<Value>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn import(
+    State(app): AppState,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+    Body(body): Body<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     project_or_404(&app, id)?;
     let items = match body {
         Value::Array(items) => items,

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -43,12 +43,24 @@ struct FileQuery {
     fileuri: Option<String>,
 }
 
-async fn task_resolve(State(app): AppState, _: Caller, Path(id): Path<i64>, Query(q): Query<FileQuery>, headers: HeaderMap) -> ApiResult<Response> {
+async fn task_resolve(
+    State(app): AppState,
+    _: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let task = task_or_404(&app, id)?;
     resolve(app, task.project_id, q, headers).await
 }
 
-async fn project_resolve(State(app): AppState, _: Caller, Path(id): Path<i64>, Query(q): Query<FileQuery>, headers: HeaderMap) -> ApiResult<Response> {
+async fn project_resolve(
+    State(app): AppState,
+    _: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     project_or_404(&app, id)?;
     resolve(app, id, q, headers).await
 }
@@ -60,7 +72,8 @@ fn storage_failed(e: &StorageError) -> ApiError {
 }
 
 async fn resolve(app: Arc<App>, project_id: i64, q: FileQuery, headers: HeaderMap) -> ApiResult<Response> {
-    let uri = q.fileuri.as_deref().and_then(decode_fileuri).ok_or_else(|| ApiError::BadRequest("Invalid fileuri".into()))?;
+    let uri =
+        q.fileuri.as_deref().and_then(decode_fileuri).ok_or_else(|| ApiError::BadRequest("Invalid fileuri".into()))?;
     let mut resolver = Resolver::for_project(&app, project_id)?;
     let (storage, session, key) = resolver.locate(&uri).await.ok_or_else(ApiError::not_found)?;
     if !app.registry.get(&storage.type_name).is_some_and(|a| a.info.capabilities.read) {
@@ -71,10 +84,14 @@ async fn resolve(app: Arc<App>, project_id: i64, q: FileQuery, headers: HeaderMa
         // `presign_ttl` is in minutes, as in Label Studio.
         let ttl = storage.fields.get("presign_ttl").and_then(Value::as_u64).unwrap_or(1).clamp(1, 7 * 24 * 60) * 60;
         let url = session.presign_get(&key, ttl as u32).await.map_err(|e| storage_failed(&e))?;
-        let location = HeaderValue::from_str(&url).map_err(|_| ApiError::Internal("adapter returned an invalid URL".into()))?;
+        let location =
+            HeaderValue::from_str(&url).map_err(|_| ApiError::Internal("adapter returned an invalid URL".into()))?;
         return Ok((
             StatusCode::SEE_OTHER,
-            [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_str(&format!("no-store, max-age={ttl}")).unwrap())],
+            [
+                (header::LOCATION, location),
+                (header::CACHE_CONTROL, HeaderValue::from_str(&format!("no-store, max-age={ttl}")).unwrap()),
+            ],
         )
             .into_response());
     }
@@ -85,7 +102,8 @@ async fn resolve(app: Arc<App>, project_id: i64, q: FileQuery, headers: HeaderMa
 /// A single `Range: bytes=...` against an object of `size` bytes: `Ok(None)` without a header,
 /// `Err(())` when unsatisfiable. The end is capped at [`MAX_RANGE`] bytes from the start.
 fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("bytes=")) else {
+    let Some(spec) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("bytes="))
+    else {
         return Ok(None);
     };
     let first = spec.split(',').next().unwrap_or("").trim();
@@ -104,19 +122,32 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()>
     Ok(Some((start, end.min(start + MAX_RANGE - 1))))
 }
 
-async fn proxy(app: Arc<App>, storage: &crate::domain::Storage, session: &mut Session, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
+async fn proxy(
+    app: Arc<App>,
+    storage: &crate::domain::Storage,
+    session: &mut Session,
+    key: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let entry = session.stat(key).await.map_err(|e| storage_failed(&e))?;
     let size = entry.size;
-    let etag = format!("\"{}\"", entry.etag.unwrap_or_else(|| format!("{size:x}-{:x}", entry.last_modified.unwrap_or(0))));
+    let etag =
+        format!("\"{}\"", entry.etag.unwrap_or_else(|| format!("{size:x}-{:x}", entry.last_modified.unwrap_or(0))));
     let etag_value = HeaderValue::from_str(&etag).map_err(|_| ApiError::Internal("invalid etag".into()))?;
     let cache = (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600, must-revalidate"));
     let range = parse_range(headers, size);
-    if headers.get(header::RANGE).is_none() && headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+    if headers.get(header::RANGE).is_none()
+        && headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value), cache]).into_response());
     }
     let (status, start, end) = match range {
         Err(()) => {
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).unwrap())]).into_response());
+            return Ok((
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).unwrap())],
+            )
+                .into_response());
         }
         Ok(Some((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end),
         Ok(None) if size == 0 => (StatusCode::OK, 0, 0),
@@ -124,8 +155,13 @@ async fn proxy(app: Arc<App>, storage: &crate::domain::Storage, session: &mut Se
     };
     // The first chunk is read before answering, so a storage error still gets a proper status.
     let first_end = end.min(start + MAX_RANGE - 1);
-    let first = if size == 0 { None } else { Some(session.get(key, Some((start, Some(first_end)))).await.map_err(|e| storage_failed(&e))?) };
-    let content_type = first.as_ref().and_then(|o| o.content_type.clone()).unwrap_or_else(|| "application/octet-stream".into());
+    let first = if size == 0 {
+        None
+    } else {
+        Some(session.get(key, Some((start, Some(first_end)))).await.map_err(|e| storage_failed(&e))?)
+    };
+    let content_type =
+        first.as_ref().and_then(|o| o.content_type.clone()).unwrap_or_else(|| "application/octet-stream".into());
     let length = if size == 0 { 0 } else { end - start + 1 };
     let mut response = Response::builder()
         .status(status)

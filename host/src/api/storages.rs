@@ -104,10 +104,14 @@ fn coerce(kind: SettingKind, v: &Value) -> Result<Value, &'static str> {
             "false" | "0" | "no" | "off" | "" => Ok(Value::Bool(false)),
             _ => Err("Must be a valid boolean."),
         },
-        (SettingKind::Boolean, Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(Value::Bool(n.as_i64() == Some(1))),
+        (SettingKind::Boolean, Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
+            Ok(Value::Bool(n.as_i64() == Some(1)))
+        }
         (SettingKind::Boolean, _) => Err("Must be a valid boolean."),
         (SettingKind::Integer, Value::Number(n)) if n.is_i64() => Ok(v.clone()),
-        (SettingKind::Integer, Value::String(s)) => s.trim().parse::<i64>().map(Value::from).map_err(|_| "A valid integer is required."),
+        (SettingKind::Integer, Value::String(s)) => {
+            s.trim().parse::<i64>().map(Value::from).map_err(|_| "A valid integer is required.")
+        }
         (SettingKind::Integer, _) => Err("A valid integer is required."),
     }
 }
@@ -120,7 +124,13 @@ fn add(errors: &mut Errors, field: &str, message: impl Into<String>) {
 
 /// Applies the request body to `s` (a new storage or a stored one). Unknown keys are ignored, as
 /// in Label Studio. Returns the names of adapter settings whose value changed.
-fn apply_body(app: &App, s: &mut Storage, specs: &[FieldSpec], body: &Map<String, Value>, errors: &mut Errors) -> ApiResult<Vec<String>> {
+fn apply_body(
+    app: &App,
+    s: &mut Storage,
+    specs: &[FieldSpec],
+    body: &Map<String, Value>,
+    errors: &mut Errors,
+) -> ApiResult<Vec<String>> {
     if let Some(v) = body.get("project") {
         match v.as_i64() {
             Some(p) if app.store.project(p)?.is_some() => s.project_id = p,
@@ -247,7 +257,12 @@ async fn types(State(app): AppState, _: Caller, path: MatchedPath) -> Json<Value
 }
 
 /// All storages of a project, every type (`[]` without `project`, as Label Studio).
-async fn list_all(State(app): AppState, _: Caller, path: MatchedPath, Query(q): Query<ProjectQuery>) -> ApiResult<Json<Value>> {
+async fn list_all(
+    State(app): AppState,
+    _: Caller,
+    path: MatchedPath,
+    Query(q): Query<ProjectQuery>,
+) -> ApiResult<Json<Value>> {
     let Some(project) = q.project else { return Ok(Json(json!([]))) };
     let list = app.store.storages(direction(&path), None, project)?;
     Ok(Json(Value::Array(list.iter().map(|s| storage_json(&app, s)).collect())))
@@ -319,7 +334,8 @@ async fn validate(
     if let Some(id) = body.get("id").and_then(Value::as_i64) {
         let stored = storage_or_404(&app, &type_name, dir, id)?;
         let info = &adapter_or_404(&app, &type_name, dir)?.info;
-        let same_connection = info.settings.iter().filter(|f| !f.secret).all(|f| stored.fields.get(&f.name) == s.fields.get(&f.name));
+        let same_connection =
+            info.settings.iter().filter(|f| !f.secret).all(|f| stored.fields.get(&f.name) == s.fields.get(&f.name));
         if stored.project_id == s.project_id && same_connection {
             for (k, v) in stored.secrets {
                 s.secrets.entry(k).or_insert(v);
@@ -330,7 +346,12 @@ async fn validate(
     Ok(StatusCode::OK)
 }
 
-async fn read(State(app): AppState, _: Caller, path: MatchedPath, Path((type_name, id)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+async fn read(
+    State(app): AppState,
+    _: Caller,
+    path: MatchedPath,
+    Path((type_name, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
     let s = storage_or_404(&app, &type_name, direction(&path), id)?;
     Ok(Json(storage_json(&app, &s)))
 }
@@ -352,7 +373,8 @@ async fn update(
     let changed = apply_body(&app, &mut s, &specs, &body, &mut errors)?;
     let settings_changed = changed.iter().any(|name| specs.iter().any(|f| f.name == *name && !f.secret));
     if settings_changed {
-        for spec in specs.iter().filter(|f| f.secret && !body.contains_key(&f.name) && s.secrets.contains_key(&f.name)) {
+        for spec in specs.iter().filter(|f| f.secret && !body.contains_key(&f.name) && s.secrets.contains_key(&f.name))
+        {
             add(&mut errors, &spec.name, "Enter this secret again when changing the connection settings.");
         }
     }
@@ -367,7 +389,12 @@ async fn update(
     Ok(Json(storage_json(&app, &s)))
 }
 
-async fn delete(State(app): AppState, _: Caller, path: MatchedPath, Path((type_name, id)): Path<(String, i64)>) -> ApiResult<StatusCode> {
+async fn delete(
+    State(app): AppState,
+    _: Caller,
+    path: MatchedPath,
+    Path((type_name, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
     storage_or_404(&app, &type_name, direction(&path), id)?;
     app.store.delete_storage(id)?;
     Ok(StatusCode::NO_CONTENT)
@@ -375,10 +402,18 @@ async fn delete(State(app): AppState, _: Caller, path: MatchedPath, Path((type_n
 
 /// Runs the sync to completion and returns the storage with its final status (Label Studio
 /// without a job queue does the same).
-async fn sync_now(State(app): AppState, _: Caller, path: MatchedPath, Path((type_name, id)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+async fn sync_now(
+    State(app): AppState,
+    _: Caller,
+    path: MatchedPath,
+    Path((type_name, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
     let s = storage_or_404(&app, &type_name, direction(&path), id)?;
     if !s.synchronizable {
-        return Err(ApiError::Raw(StatusCode::BAD_REQUEST, json!({"message": format!("Storage {id} is not synchronizable")})));
+        return Err(ApiError::Raw(
+            StatusCode::BAD_REQUEST,
+            json!({"message": format!("Storage {id} is not synchronizable")}),
+        ));
     }
     sync::run_sync(app.clone(), s).await?;
     Ok(Json(storage_json(&app, &storage_or_404(&app, &type_name, direction(&path), id)?)))

@@ -110,7 +110,12 @@ pub(super) fn task_or_404(app: &App, id: i64) -> ApiResult<Task> {
     app.store.task(id)?.ok_or_else(ApiError::not_found)
 }
 
-async fn read(State(app): AppState, _: Caller, Path(id): Path<i64>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Value>> {
+async fn read(
+    State(app): AppState,
+    _: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<TaskQuery>,
+) -> ApiResult<Json<Value>> {
     let t = task_or_404(&app, id)?;
     let project = app.store.project(t.project_id)?;
     let mut task = [full_task(&app, &t, project.as_ref())?];

@@ -9,8 +9,8 @@ pub mod since_v0_1_0 {
         exports: { default: async },
     });
 
-    pub use exports::stowage::storage::backend_api::{ByteRange, Direction, Method};
     pub use self::stowage::storage::types as wit;
+    pub use exports::stowage::storage::backend_api::{ByteRange, Direction, Method};
 
     use crate::domain;
     use crate::error::{ErrorKind, StorageError};
@@ -94,9 +94,10 @@ pub mod since_v0_1_0 {
                     .into_iter()
                     .map(|g| match g {
                         wit::GrantRequest::Directory(s) => domain::GrantRequest::Directory(s),
-                        wit::GrantRequest::Http(h) => {
-                            domain::GrantRequest::Http { endpoint_setting: h.endpoint_setting, default_hosts: h.default_hosts }
-                        }
+                        wit::GrantRequest::Http(h) => domain::GrantRequest::Http {
+                            endpoint_setting: h.endpoint_setting,
+                            default_hosts: h.default_hosts,
+                        },
                     })
                     .collect(),
                 regex_on_basename: i.regex_on_basename,

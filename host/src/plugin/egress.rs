@@ -68,10 +68,8 @@ async fn admit(rules: &[HostRule], allow_private: bool, host: &str, port: u16) -
     if !rules.iter().any(|r| r.allows(host, port)) {
         return Err(format!("{host}:{port} is not in the storage's grant"));
     }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("{DNS_FAILURE} {host}: {e}"))?
-        .collect();
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host, port)).await.map_err(|e| format!("{DNS_FAILURE} {host}: {e}"))?.collect();
     if addrs.is_empty() {
         return Err(format!("{DNS_FAILURE} {host}: no address"));
     }
@@ -92,8 +90,11 @@ impl WasiHttpHooks for Egress {
         mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
-    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>> + Send>
-    {
+    ) -> Box<
+        dyn Future<
+                Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>,
+            > + Send,
+    > {
         let rules = self.rules.clone();
         let allow_private = self.allow_private_addresses;
         Box::new(async move {
@@ -117,7 +118,8 @@ impl WasiHttpHooks for Egress {
             if !https {
                 // Connect to the address just checked; the Host header keeps the name.
                 let mut parts = uri.into_parts();
-                parts.authority = Some(Authority::try_from(addrs[0].to_string()).map_err(|_| Error::HttpRequestUriInvalid)?);
+                parts.authority =
+                    Some(Authority::try_from(addrs[0].to_string()).map_err(|_| Error::HttpRequestUriInvalid)?);
                 *request.uri_mut() = http::Uri::from_parts(parts).map_err(|_| Error::HttpRequestUriInvalid)?;
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
@@ -132,7 +134,20 @@ mod tests {
 
     #[test]
     fn reserved_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1", "::"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["52.216.1.1", "8.8.8.8", "2600:1f18::1"] {
@@ -148,6 +163,11 @@ mod tests {
         assert!(admit(&rules, false, "localhost", 9000).await.unwrap_err().contains("reserved address"));
         assert!(!admit(&rules, true, "localhost", 9000).await.unwrap().is_empty());
         let metadata = vec![HostRule::Exact { host: "169.254.169.254".into(), port: 80 }];
-        assert!(admit(&metadata, false, "169.254.169.254", 80).await.unwrap_err().contains("reserved address 169.254.169.254"));
+        assert!(
+            admit(&metadata, false, "169.254.169.254", 80)
+                .await
+                .unwrap_err()
+                .contains("reserved address 169.254.169.254")
+        );
     }
 }

@@ -95,7 +95,8 @@ pub fn resolve(
                 if !requested.is_absolute() {
                     return Err(outside());
                 }
-                let root = root.canonicalize().map_err(|_| refuse("The server's document root does not exist".into()))?;
+                let root =
+                    root.canonicalize().map_err(|_| refuse("The server's document root does not exist".into()))?;
                 let dir = requested.canonicalize().map_err(|_| refuse(format!("Path {raw} does not exist")))?;
                 let relative = match dir.strip_prefix(&root) {
                     Ok(rel) if !rel.as_os_str().is_empty() => rel.to_string_lossy().into_owned(),
@@ -107,9 +108,12 @@ pub fn resolve(
                 grant.directory = Some((dir, direction == Direction::Export));
                 rewritten.push((field.clone(), relative));
             }
-            GrantRequest::Http { endpoint_setting, default_hosts } => match setting(endpoint_setting).filter(|v| !v.trim().is_empty()) {
+            GrantRequest::Http { endpoint_setting, default_hosts } => match setting(endpoint_setting)
+                .filter(|v| !v.trim().is_empty())
+            {
                 Some(endpoint) => {
-                    let rule = endpoint_rule(&endpoint).map_err(|message| GrantRefused { field: endpoint_setting.clone(), message })?;
+                    let rule = endpoint_rule(&endpoint)
+                        .map_err(|message| GrantRefused { field: endpoint_setting.clone(), message })?;
                     grant.http_hosts.push(rule);
                 }
                 None => grant.http_hosts.extend(default_hosts.iter().map(|pattern| match pattern.strip_prefix("*.") {
@@ -176,7 +180,10 @@ mod tests {
     #[test]
     fn http_grant_is_the_endpoint_host_or_the_default_patterns() {
         let info = AdapterInfo {
-            grants: vec![GrantRequest::Http { endpoint_setting: "s3_endpoint".into(), default_hosts: vec!["*.amazonaws.com".into()] }],
+            grants: vec![GrantRequest::Http {
+                endpoint_setting: "s3_endpoint".into(),
+                default_hosts: vec!["*.amazonaws.com".into()],
+            }],
             ..localfs()
         };
         let grant = |endpoint: Option<&str>| {

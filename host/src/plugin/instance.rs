@@ -59,9 +59,8 @@ fn new_store(engine: &Engine, grant: &Grant, limits: &Limits) -> Result<Store<Sa
     wasi.allow_blocking_current_thread(true);
     if let Some((dir, writable)) = &grant.directory {
         let perms = if *writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
-        wasi.preopened_dir(dir, "/storage", perms).map_err(|_| {
-            StorageError::new(ErrorKind::NotFound, "open", "the storage directory cannot be opened")
-        })?;
+        wasi.preopened_dir(dir, "/storage", perms)
+            .map_err(|_| StorageError::new(ErrorKind::NotFound, "open", "the storage directory cannot be opened"))?;
     }
     let data = Sandbox {
         wasi: wasi.build(),
@@ -179,7 +178,8 @@ impl Session {
         if self.live.is_none() {
             let mut store = new_store(&self.engine, &self.grant, &self.limits)?;
             store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
-            let bindings = self.adapter.pre.instantiate_async(&mut store).await.map_err(|e| trap("open", e, &self.limits))?;
+            let bindings =
+                self.adapter.pre.instantiate_async(&mut store).await.map_err(|e| trap("open", e, &self.limits))?;
             let opened = bindings
                 .stowage_storage_backend_api()
                 .backend()
@@ -198,10 +198,22 @@ impl Session {
     }
 
     /// One page of keys under `prefix`.
-    pub async fn list(&mut self, prefix: &str, cursor: Option<&str>, page_size: u32, recursive: bool) -> Result<Page, StorageError> {
+    pub async fn list(
+        &mut self,
+        prefix: &str,
+        cursor: Option<&str>,
+        page_size: u32,
+        recursive: bool,
+    ) -> Result<Page, StorageError> {
         let cursor = cursor.map(str::to_owned);
-        let page: v0_1_0::wit::Page =
-            call!(self, "list", |api, store, backend| api.call_list(store, backend, prefix, cursor.as_deref(), page_size, recursive))?;
+        let page: v0_1_0::wit::Page = call!(self, "list", |api, store, backend| api.call_list(
+            store,
+            backend,
+            prefix,
+            cursor.as_deref(),
+            page_size,
+            recursive
+        ))?;
         Ok(Page { entries: page.entries.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
     }
 
@@ -238,6 +250,8 @@ impl Session {
     /// The URI a blob-mode task stores for `key`.
     pub async fn blob_uri(&mut self, key: &str) -> Result<String, StorageError> {
         // `blob-uri` cannot fail in WIT; wrap its value so the shared call path applies.
-        call!(self, "blob-uri", |api, store, backend| async { api.call_blob_uri(store, backend, key).await.map(Ok::<_, v0_1_0::wit::Error>) })
+        call!(self, "blob-uri", |api, store, backend| async {
+            api.call_blob_uri(store, backend, key).await.map(Ok::<_, v0_1_0::wit::Error>)
+        })
     }
 }

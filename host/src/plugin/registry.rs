@@ -76,11 +76,15 @@ impl Registry {
             .instantiate_pre(&loaded.component)
             .map_err(|e| anyhow::Error::from(e).context("the adapter imports something the host does not provide"))?;
         let pre = v0_1_0::AdapterPre::new(pre).map_err(|e| {
-            anyhow::Error::from(e)
-                .context(format!("not a stowage:storage@{} adapter (missing or mismatched exports)", v0_1_0::MAX_VERSION))
+            anyhow::Error::from(e).context(format!(
+                "not a stowage:storage@{} adapter (missing or mismatched exports)",
+                v0_1_0::MAX_VERSION
+            ))
         })?;
         let info = super::instance::describe(&self.engine, &pre, &self.limits).await?;
-        if info.type_name.is_empty() || !info.type_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if info.type_name.is_empty()
+            || !info.type_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             bail!("invalid storage type name {:?}", info.type_name);
         }
         if self.adapters.contains_key(&info.type_name) {

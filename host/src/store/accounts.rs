@@ -31,7 +31,8 @@ impl Store {
     pub fn bootstrap_user(&self, token: &str) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let first: Option<i64> = tx.query_row("SELECT id FROM users ORDER BY id LIMIT 1", [], |r| r.get(0)).optional()?;
+        let first: Option<i64> =
+            tx.query_row("SELECT id FROM users ORDER BY id LIMIT 1", [], |r| r.get(0)).optional()?;
         let (id, created) = match first {
             Some(id) => (id, false),
             None => {
@@ -42,7 +43,10 @@ impl Store {
                 (tx.last_insert_rowid(), true)
             }
         };
-        tx.execute("INSERT OR IGNORE INTO tokens (key, user_id, created_at) VALUES (?1, ?2, ?3)", params![token, id, now()])?;
+        tx.execute(
+            "INSERT OR IGNORE INTO tokens (key, user_id, created_at) VALUES (?1, ?2, ?3)",
+            params![token, id, now()],
+        )?;
         tx.commit()?;
         Ok(created)
     }
@@ -61,7 +65,13 @@ impl Store {
         Ok(self.conn().query_row(&sql, [id], user).optional()?)
     }
 
-    pub fn create_project(&self, title: &str, description: &str, label_config: &str, created_by: i64) -> Result<Project> {
+    pub fn create_project(
+        &self,
+        title: &str,
+        description: &str,
+        label_config: &str,
+        created_by: i64,
+    ) -> Result<Project> {
         let conn = self.conn();
         let t = now();
         conn.execute(
@@ -85,7 +95,13 @@ impl Store {
     }
 
     /// Updates the given fields of a project; `None` keeps the stored value.
-    pub fn update_project(&self, id: i64, title: Option<&str>, description: Option<&str>, label_config: Option<&str>) -> Result<()> {
+    pub fn update_project(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        description: Option<&str>,
+        label_config: Option<&str>,
+    ) -> Result<()> {
         self.conn().execute(
             "UPDATE projects SET title = COALESCE(?2, title), description = COALESCE(?3, description),
              label_config = COALESCE(?4, label_config), updated_at = ?5 WHERE id = ?1",

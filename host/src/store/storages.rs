@@ -89,7 +89,10 @@ impl Store {
     }
 
     pub fn storage(&self, id: i64) -> Result<Option<Storage>> {
-        Ok(self.conn().query_row(&format!("SELECT {STORAGE_COLS} FROM storages WHERE id = ?1"), [id], storage).optional()?)
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {STORAGE_COLS} FROM storages WHERE id = ?1"), [id], storage)
+            .optional()?)
     }
 
     /// Storages of a project in one direction, of one type or all types, in id order.
@@ -98,7 +101,9 @@ impl Store {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {STORAGE_COLS} FROM storages WHERE direction = ?1 AND project_id = ?2 AND (?3 IS NULL OR type = ?3) ORDER BY id"
         ))?;
-        Ok(stmt.query_map(params![direction.as_str(), project_id, type_name], storage)?.collect::<rusqlite::Result<_>>()?)
+        Ok(stmt
+            .query_map(params![direction.as_str(), project_id, type_name], storage)?
+            .collect::<rusqlite::Result<_>>()?)
     }
 
     /// Saves the editable columns of `s` (project, title, description, fields, secrets, synchronizable).
@@ -149,8 +154,9 @@ impl Store {
         // Stay under SQLite's default limit of 32766 bound parameters.
         for chunk in keys.chunks(1000) {
             let marks = vec!["?"; chunk.len()].join(",");
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT DISTINCT key FROM import_links WHERE storage_id = ? AND key IN ({marks})"))?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT DISTINCT key FROM import_links WHERE storage_id = ? AND key IN ({marks})"
+            ))?;
             let args = std::iter::once(rusqlite::types::Value::Integer(storage_id))
                 .chain(chunk.iter().map(|k| rusqlite::types::Value::Text(k.to_string())));
             for key in stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(0))? {
@@ -162,7 +168,9 @@ impl Store {
 
     /// Number of tasks linked to this storage (Label Studio's `tasks_existed`).
     pub fn import_link_count(&self, storage_id: i64) -> Result<i64> {
-        Ok(self.conn().query_row("SELECT COUNT(*) FROM import_links WHERE storage_id = ?1", [storage_id], |r| r.get(0))?)
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM import_links WHERE storage_id = ?1", [storage_id], |r| r.get(0))?)
     }
 
     /// Creates the tasks of `objects` and their links in one transaction; returns the number of
@@ -201,7 +209,8 @@ impl Store {
 
     pub fn export_links(&self, annotation_id: i64) -> Result<Vec<ExportLink>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT storage_id, key FROM export_links WHERE annotation_id = ?1 ORDER BY storage_id")?;
+        let mut stmt = conn
+            .prepare_cached("SELECT storage_id, key FROM export_links WHERE annotation_id = ?1 ORDER BY storage_id")?;
         Ok(stmt
             .query_map([annotation_id], |r| Ok(ExportLink { storage_id: r.get(0)?, key: r.get(1)? }))?
             .collect::<rusqlite::Result<_>>()?)
@@ -210,18 +219,27 @@ impl Store {
     /// Starts a sync run of a storage; returns its id.
     pub fn start_sync_run(&self, storage_id: i64) -> Result<i64> {
         let conn = self.conn();
-        conn.execute("INSERT INTO sync_runs (storage_id, status, started_at) VALUES (?1, 'in_progress', ?2)", params![storage_id, now()])?;
+        conn.execute(
+            "INSERT INTO sync_runs (storage_id, status, started_at) VALUES (?1, 'in_progress', ?2)",
+            params![storage_id, now()],
+        )?;
         Ok(conn.last_insert_rowid())
     }
 
     /// Records the listing position after a committed page.
     pub fn save_sync_cursor(&self, run_id: i64, cursor: Option<&str>, created: i64) -> Result<()> {
-        self.conn().execute("UPDATE sync_runs SET cursor = ?2, created = ?3 WHERE id = ?1", params![run_id, cursor, created])?;
+        self.conn().execute(
+            "UPDATE sync_runs SET cursor = ?2, created = ?3 WHERE id = ?1",
+            params![run_id, cursor, created],
+        )?;
         Ok(())
     }
 
     pub fn finish_sync_run(&self, run_id: i64, status: &str) -> Result<()> {
-        self.conn().execute("UPDATE sync_runs SET status = ?2, finished_at = ?3 WHERE id = ?1", params![run_id, status, now()])?;
+        self.conn().execute(
+            "UPDATE sync_runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+            params![run_id, status, now()],
+        )?;
         Ok(())
     }
 }

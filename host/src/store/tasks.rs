@@ -48,15 +48,25 @@ fn annotation(r: &rusqlite::Row) -> rusqlite::Result<Annotation> {
 
 /// Next `inner_id` of a project (Label Studio numbers tasks 1, 2, ... per project).
 pub(super) fn next_inner_id(tx: &Transaction, project_id: i64) -> Result<i64> {
-    Ok(tx.query_row("SELECT COALESCE(MAX(inner_id), 0) + 1 FROM tasks WHERE project_id = ?1", [project_id], |r| r.get(0))?)
+    Ok(tx.query_row("SELECT COALESCE(MAX(inner_id), 0) + 1 FROM tasks WHERE project_id = ?1", [project_id], |r| {
+        r.get(0)
+    })?)
 }
 
 /// Inserts a task with its annotations and predictions; returns its id.
-pub(super) fn insert_task(tx: &Transaction, project_id: i64, inner_id: i64, t: &NewTask, created_by: Option<i64>) -> Result<i64> {
+pub(super) fn insert_task(
+    tx: &Transaction,
+    project_id: i64,
+    inner_id: i64,
+    t: &NewTask,
+    created_by: Option<i64>,
+) -> Result<i64> {
     let at = now();
     let meta = if t.meta.is_null() { "{}".to_string() } else { t.meta.to_string() };
-    tx.prepare_cached("INSERT INTO tasks (project_id, inner_id, data, meta, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?
-        .execute(params![project_id, inner_id, t.data.to_string(), meta, at])?;
+    tx.prepare_cached(
+        "INSERT INTO tasks (project_id, inner_id, data, meta, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?
+    .execute(params![project_id, inner_id, t.data.to_string(), meta, at])?;
     let id = tx.last_insert_rowid();
     for a in &t.annotations {
         insert_annotation(tx, id, project_id, a, a.completed_by.or(created_by))?;
@@ -70,7 +80,13 @@ pub(super) fn insert_task(tx: &Transaction, project_id: i64, inner_id: i64, t: &
     Ok(id)
 }
 
-fn insert_annotation(tx: &Transaction, task_id: i64, project_id: i64, a: &NewAnnotation, by: Option<i64>) -> Result<i64> {
+fn insert_annotation(
+    tx: &Transaction,
+    task_id: i64,
+    project_id: i64,
+    a: &NewAnnotation,
+    by: Option<i64>,
+) -> Result<i64> {
     tx.prepare_cached(
         "INSERT INTO annotations (task_id, project_id, result, completed_by, was_cancelled, ground_truth, lead_time, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
@@ -107,7 +123,8 @@ impl Store {
     /// A page of a project's tasks in id order.
     pub fn tasks_page(&self, project_id: i64, offset: i64, limit: i64) -> Result<Vec<Task>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!("{TASK_SELECT} WHERE t.project_id = ?1 ORDER BY t.id LIMIT ?2 OFFSET ?3"))?;
+        let mut stmt =
+            conn.prepare_cached(&format!("{TASK_SELECT} WHERE t.project_id = ?1 ORDER BY t.id LIMIT ?2 OFFSET ?3"))?;
         Ok(stmt.query_map(params![project_id, limit, offset], task)?.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -140,7 +157,8 @@ impl Store {
 
     pub fn annotations(&self, task_id: i64) -> Result<Vec<Annotation>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!("SELECT {ANNOTATION_COLS} FROM annotations WHERE task_id = ?1 ORDER BY id"))?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {ANNOTATION_COLS} FROM annotations WHERE task_id = ?1 ORDER BY id"))?;
         Ok(stmt.query_map([task_id], annotation)?.collect::<rusqlite::Result<_>>()?)
     }
 

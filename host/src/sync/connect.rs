@@ -43,7 +43,8 @@ fn ambient(app: &App, variable: Option<&str>) -> Option<String> {
 /// Opens a session on `storage`. Directory settings are checked against the document root and
 /// replaced by the directory's path relative to it.
 pub fn connect(app: &App, storage: &Storage) -> Result<Session, ConnectError> {
-    let adapter = app.registry.get(&storage.type_name).ok_or_else(|| ConnectError::UnknownType(storage.type_name.clone()))?;
+    let adapter =
+        app.registry.get(&storage.type_name).ok_or_else(|| ConnectError::UnknownType(storage.type_name.clone()))?;
     let info = &adapter.info;
     let value = |name: &str| storage.fields.get(name).or_else(|| storage.secrets.get(name)).and_then(plain);
     let (mut grant, rewritten) = grants::resolve(info, storage.direction, app.settings.document_root.as_deref(), value)

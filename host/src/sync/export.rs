@@ -30,7 +30,12 @@ fn internal(op: &'static str, e: impl std::fmt::Display) -> StorageError {
 
 /// Writes one annotation's document and records the link. `Ok(false)`: the annotation (or its
 /// task) was deleted meanwhile, nothing to write.
-async fn write_one(app: &App, session: &mut Session, storage: &Storage, annotation_id: i64) -> Result<bool, StorageError> {
+async fn write_one(
+    app: &App,
+    session: &mut Session,
+    storage: &Storage,
+    annotation_id: i64,
+) -> Result<bool, StorageError> {
     let store = &app.store;
     let Some(a) = store.annotation(annotation_id).map_err(|e| internal("put", e))? else { return Ok(false) };
     let Some(task) = store.task(a.task_id).map_err(|e| internal("put", e))? else { return Ok(false) };

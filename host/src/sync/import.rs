@@ -24,7 +24,9 @@ pub const PAGE_SIZE: u32 = 5000;
 pub fn compile_filter(pattern: Option<&str>) -> Result<Option<Regex>, String> {
     match pattern {
         None | Some("") => Ok(None),
-        Some(p) => Regex::new(&format!("^(?:{p})")).map(Some).map_err(|e| format!("regex_filter is not a valid regular expression: {e}")),
+        Some(p) => Regex::new(&format!("^(?:{p})"))
+            .map(Some)
+            .map_err(|e| format!("regex_filter is not a valid regular expression: {e}")),
     }
 }
 
@@ -45,7 +47,8 @@ pub(super) async fn run(app: &App, storage: &Storage, run_id: i64) -> Result<Rep
     let mut report = Report::default();
     let mut cursor: Option<String> = None;
     loop {
-        let page = with_retry!(session.list(&prefix, cursor.as_deref(), PAGE_SIZE, recursive)).map_err(|e| Failed(e.to_string()))?;
+        let page = with_retry!(session.list(&prefix, cursor.as_deref(), PAGE_SIZE, recursive))
+            .map_err(|e| Failed(e.to_string()))?;
         let candidates: Vec<_> = page
             .entries
             .into_iter()
@@ -76,7 +79,13 @@ pub(super) async fn run(app: &App, storage: &Storage, run_id: i64) -> Result<Rep
                     }
                 }
             };
-            objects.push(ImportedObject { key: entry.key, etag: entry.etag, size: entry.size, last_modified: entry.last_modified, rows });
+            objects.push(ImportedObject {
+                key: entry.key,
+                etag: entry.etag,
+                size: entry.size,
+                last_modified: entry.last_modified,
+                rows,
+            });
         }
         report.count += app.store.insert_imported(storage.id, storage.project_id, &objects).map_err(internal)?;
         app.store.save_sync_cursor(run_id, page.next_cursor.as_deref(), report.count).map_err(internal)?;

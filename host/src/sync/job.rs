@@ -78,7 +78,10 @@ async fn sync_once(app: &App, storage: Storage) -> Result<(), crate::store::Stor
     app.store.save_sync_progress(storage.id, &progress)?;
     let started = Instant::now();
     progress.status = "in_progress".into();
-    merge(&mut progress.meta, json!({"time_in_progress": meta_time(), "time_last_ping": meta_time()}).as_object().unwrap().clone());
+    merge(
+        &mut progress.meta,
+        json!({"time_in_progress": meta_time(), "time_last_ping": meta_time()}).as_object().unwrap().clone(),
+    );
     app.store.save_sync_progress(storage.id, &progress)?;
     let run_id = app.store.start_sync_run(storage.id)?;
 
@@ -95,17 +98,29 @@ async fn sync_once(app: &App, storage: Storage) -> Result<(), crate::store::Stor
             }
             progress.last_sync = Some(now());
             progress.last_sync_count = Some(report.count);
-            merge(&mut progress.meta, json!({"time_completed": meta_time(), "duration": duration}).as_object().unwrap().clone());
+            merge(
+                &mut progress.meta,
+                json!({"time_completed": meta_time(), "duration": duration}).as_object().unwrap().clone(),
+            );
             merge(&mut progress.meta, report.meta);
         }
         Err(Failed(message)) => {
             progress.status = "failed".into();
             progress.traceback = Some(message);
-            merge(&mut progress.meta, json!({"time_failure": meta_time(), "duration": duration}).as_object().unwrap().clone());
+            merge(
+                &mut progress.meta,
+                json!({"time_failure": meta_time(), "duration": duration}).as_object().unwrap().clone(),
+            );
         }
     }
     app.store.finish_sync_run(run_id, &progress.status)?;
     app.store.save_sync_progress(storage.id, &progress)?;
-    tracing::info!(storage = storage.id, status = progress.status, count = progress.last_sync_count, duration, "sync finished");
+    tracing::info!(
+        storage = storage.id,
+        status = progress.status,
+        count = progress.last_sync_count,
+        duration,
+        "sync finished"
+    );
     Ok(())
 }

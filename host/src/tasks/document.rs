@@ -70,7 +70,10 @@ pub fn export_document(a: &Annotation, task_row: &Task, project: Option<&Project
     let obj = doc.as_object_mut().expect("annotation is an object");
     obj.insert("completed_by".into(), author.map_or(Value::Null, user_brief));
     // Label Studio's `created_username` is "<email>, <user id>".
-    obj.insert("created_username".into(), Value::from(author.map_or(String::new(), |u| format!("{}, {}", u.email, u.id))));
+    obj.insert(
+        "created_username".into(),
+        Value::from(author.map_or(String::new(), |u| format!("{}, {}", u.email, u.id))),
+    );
     obj.insert("created_ago".into(), Value::from(""));
     obj.insert("task".into(), task(task_row, project));
     doc

@@ -46,7 +46,11 @@ pub fn parse_task_file(key: &str, bytes: &[u8]) -> Result<Vec<(Option<i64>, NewT
                 let mut rows = Vec::new();
                 for (n, line) in trimmed.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
                     let v: Value = serde_json::from_str(line).map_err(|e| {
-                        if n == 0 { format!("invalid JSON: {whole}") } else { format!("invalid JSON on line {}: {e}", n + 1) }
+                        if n == 0 {
+                            format!("invalid JSON: {whole}")
+                        } else {
+                            format!("invalid JSON on line {}: {e}", n + 1)
+                        }
                     })?;
                     let row = rows.len() as i64;
                     rows.push((Some(row), task_from_value(v).map_err(|e| format!("line {}: {e}", n + 1))?));

@@ -23,8 +23,10 @@ impl UriMatcher {
             return None;
         }
         let alternatives = schemes.iter().map(|s| regex::escape(s)).collect::<Vec<_>>().join("|");
-        let whole = Regex::new(&format!(r#"^(?:{alternatives})://[^\n\r\t"'<>]+$"#)).expect("escaped schemes form a valid regex");
-        let embedded = Regex::new(&format!(r#"\b(?:{alternatives})://[^\s"'<>()\[\]{{}}]+"#)).expect("escaped schemes form a valid regex");
+        let whole = Regex::new(&format!(r#"^(?:{alternatives})://[^\n\r\t"'<>]+$"#))
+            .expect("escaped schemes form a valid regex");
+        let embedded = Regex::new(&format!(r#"\b(?:{alternatives})://[^\s"'<>()\[\]{{}}]+"#))
+            .expect("escaped schemes form a valid regex");
         Some(UriMatcher { whole, embedded })
     }
 
@@ -99,7 +101,10 @@ mod tests {
             "plain": "https://example.com/s3://not-a-uri-start",
         });
         let found: Vec<String> = find(&data, &re).into_iter().collect();
-        assert_eq!(found, ["gs://other/y.png", "s3://b/a b+c%.jpg", "s3://b/x.png", "s3://b/z.json", "s3://not-a-uri-start"]);
+        assert_eq!(
+            found,
+            ["gs://other/y.png", "s3://b/a b+c%.jpg", "s3://b/x.png", "s3://b/z.json", "s3://not-a-uri-start"]
+        );
         rewrite(&mut data, &re, &|u: &str| u.starts_with("s3://b/").then(|| resolver_url(7, u)));
         assert_eq!(data["html"], "<img src=\"/tasks/7/resolve/?fileuri=czM6Ly9iL3gucG5n\"> and gs://other/y.png");
         assert_eq!(data["list"][0]["deep"], json!(resolver_url(7, "s3://b/z.json")));

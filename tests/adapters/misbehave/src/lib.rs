@@ -2,7 +2,9 @@
 //! of `list` and `get`: `trap` panics, `loop` spins forever, `alloc` allocates without bound;
 //! anything else returns one entry, so a healthy call can be told apart from a failed one.
 
-use stowage_sdk::{AdapterInfo, Backend, ByteRange, Capabilities, Config, Entry, Error, Object, Page, Setting, SettingKind};
+use stowage_sdk::{
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Entry, Error, Object, Page, Setting, SettingKind,
+};
 
 struct Misbehave {
     mode: String,
@@ -65,7 +67,13 @@ impl Backend for Misbehave {
 
     fn get(&self, _key: &str, _range: Option<ByteRange>) -> Result<Object, Error> {
         self.misbehave();
-        Ok(Object { body: b"{\"ok\": true}".to_vec(), total_size: 12, etag: None, content_type: None, last_modified: None })
+        Ok(Object {
+            body: b"{\"ok\": true}".to_vec(),
+            total_size: 12,
+            etag: None,
+            content_type: None,
+            last_modified: None,
+        })
     }
 
     fn blob_uri(&self, key: &str) -> String {
