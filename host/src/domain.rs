@@ -52,6 +52,8 @@ pub enum GrantRequest {
     /// Outbound HTTP to the host of the URL in `endpoint_setting`, or, when that setting is
     /// empty, to hosts matching `default_hosts` (`name` or `*.suffix`).
     Http { endpoint_setting: String, default_hosts: Vec<String> },
+    /// TCP to the host and port named by two settings (with defaults).
+    Tcp { host_setting: String, port_setting: String, default_host: String, default_port: u16 },
 }
 
 /// What an adapter can do.

@@ -42,7 +42,7 @@ pub mod bindings {
 use bindings::exports::stowage::storage::backend_api as api;
 pub use bindings::stowage::storage::types::{
     AdapterInfo, ByteRange, Capabilities, Direction, Entry, Error, GrantRequest, HttpGrant, Method, Object, Page,
-    Setting, SettingKind,
+    Setting, SettingKind, TcpGrant,
 };
 
 /// The WIT package version this SDK builds adapters for.
@@ -131,6 +131,11 @@ pub trait Backend: Sized + 'static {
     }
     /// The URI a blob-mode task stores for `key`.
     fn blob_uri(&self, key: &str) -> String;
+    /// The key an export storage writes annotation `annotation_id` to; the bare id by default
+    /// (Label Studio's local files), object stores put it under their prefix.
+    fn export_key(&self, annotation_id: u64) -> String {
+        annotation_id.to_string()
+    }
     /// The key of `uri` if this storage serves it (inverse of `blob_uri`); `None` by default.
     fn key_of_uri(&self, _uri: &str) -> Option<String> {
         None
@@ -168,6 +173,9 @@ impl<T: Backend> api::GuestBackend for Resource<T> {
     }
     fn blob_uri(&self, key: String) -> String {
         self.0.blob_uri(&key)
+    }
+    fn export_key(&self, annotation_id: u64) -> String {
+        self.0.export_key(annotation_id)
     }
     fn key_of_uri(&self, uri: String) -> Option<String> {
         self.0.key_of_uri(&uri)

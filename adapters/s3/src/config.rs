@@ -14,8 +14,8 @@ pub struct S3Config {
     /// `bucket` (required): the bucket name. Checked against botocore's rule
     /// (`^[a-zA-Z0-9.\-_]{1,255}$`) so it cannot smuggle a path or a host into a URL.
     pub bucket: String,
-    /// `prefix`: folder of the storage, without a trailing `/`. Only `check` uses it: the host
-    /// passes it to `list` and builds export keys (`{prefix}/{id}`) itself. Default: none.
+    /// `prefix`: folder of the storage, without a trailing `/`, used by `check` and `export_key`
+    /// (the host passes it to `list` as well). Default: none.
     pub prefix: Option<String>,
     /// `region_name`: signing region. Default [`DEFAULT_REGION`].
     pub region: String,

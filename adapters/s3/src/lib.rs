@@ -401,6 +401,15 @@ impl Backend for S3 {
         format!("s3://{}/{key}", self.bucket())
     }
 
+    /// `{prefix}/{annotation_id}`, or the bare id without a prefix (Label Studio's
+    /// `ExportStorageLink.get_key`).
+    fn export_key(&self, annotation_id: u64) -> String {
+        match &self.client.config.prefix {
+            Some(prefix) => format!("{prefix}/{annotation_id}"),
+            None => annotation_id.to_string(),
+        }
+    }
+
     fn key_of_uri(&self, uri: &str) -> Option<String> {
         let rest = uri.strip_prefix("s3://")?;
         let (bucket, key) = rest.split_once('/')?;
@@ -454,6 +463,12 @@ mod tests {
         assert_eq!(s3.key_of_uri("s3://bb/k"), None);
         assert_eq!(s3.key_of_uri("gs://b/k"), None);
         assert_eq!(s3.key_of_uri("s3://b/"), None);
+    }
+
+    #[test]
+    fn export_keys_go_under_the_prefix() {
+        assert_eq!(open(&[("bucket", "b"), ("prefix", "ann/")], &[]).export_key(7), "ann/7");
+        assert_eq!(open(&[("bucket", "b")], &[]).export_key(7), "7");
     }
 
     /// Presigned GETs carry the guessed content type and the exact TTL.

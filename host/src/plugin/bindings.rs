@@ -98,6 +98,12 @@ pub mod since_v0_1_0 {
                             endpoint_setting: h.endpoint_setting,
                             default_hosts: h.default_hosts,
                         },
+                        wit::GrantRequest::Tcp(t) => domain::GrantRequest::Tcp {
+                            host_setting: t.host_setting,
+                            port_setting: t.port_setting,
+                            default_host: t.default_host,
+                            default_port: t.default_port,
+                        },
                     })
                     .collect(),
                 regex_on_basename: i.regex_on_basename,

@@ -1,5 +1,7 @@
-//! Outbound HTTP of adapters (`wasi:http`): every request must target a host of the storage's
-//! grant, and every address that host resolves to must pass the operator's address policy.
+//! Outbound network of adapters. HTTP (`wasi:http`): every request must target a host of the
+//! storage's grant, and every address that host resolves to must pass the operator's address
+//! policy. TCP (`wasi:sockets`, for Redis): connections only to an address of the granted host, on
+//! the granted port, under the same policy.
 //!
 //! The check runs at connect time, for each request, not once when the storage is created, so
 //! DNS rebinding cannot turn an allowed name into an internal address later (Label Studio's
@@ -82,6 +84,56 @@ async fn admit(rules: &[HostRule], allow_private: bool, host: &str, port: u16) -
         }
     }
     Ok(addrs)
+}
+
+/// The `wasi:sockets` check of a TCP grant to `host:port`: allows the implicit wildcard bind
+/// that precedes `connect`, and connections to an address `host` resolves to (now, at connect
+/// time) on `port` that passes the address policy. Everything else (listen, accept, UDP) is refused.
+pub fn tcp_check(
+    host: String,
+    port: u16,
+    allow_private: bool,
+) -> impl Fn(
+    SocketAddr,
+    wasmtime_wasi::sockets::SocketAddrUse,
+) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + Sync>>
++ Send
++ Sync
++ 'static {
+    use wasmtime_wasi::sockets::SocketAddrUse;
+    move |addr, usage| {
+        let host = host.clone();
+        Box::pin(async move {
+            match usage {
+                SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                SocketAddrUse::TcpConnect => {
+                    if addr.port() != port {
+                        tracing::warn!(
+                            "adapter TCP connection refused: port {} is not the granted {port}",
+                            addr.port()
+                        );
+                        return false;
+                    }
+                    let lookup = tokio::task::spawn_blocking(move || {
+                        std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).map(|a| a.collect::<Vec<_>>())
+                    });
+                    let resolved = matches!(lookup.await, Ok(Ok(addrs)) if addrs.iter().any(|a| a.ip() == addr.ip()));
+                    if !resolved {
+                        tracing::warn!("adapter TCP connection refused: {addr} is not an address of the granted host");
+                        return false;
+                    }
+                    if !allow_private && !is_public(addr.ip()) {
+                        tracing::warn!(
+                            "adapter TCP connection refused: {addr} is reserved (allow with --allow-private-addresses)"
+                        );
+                        return false;
+                    }
+                    true
+                }
+                _ => false,
+            }
+        })
+    }
 }
 
 impl WasiHttpHooks for Egress {

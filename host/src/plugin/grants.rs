@@ -11,8 +11,10 @@ use crate::domain::{AdapterInfo, Direction, GrantRequest};
 pub struct Grant {
     /// Host directory preopened at `/storage`, and whether the adapter may write to it.
     pub directory: Option<(PathBuf, bool)>,
-    /// Hosts the adapter may send HTTP requests to; empty means no network at all.
+    /// Hosts the adapter may send HTTP requests to; empty means no HTTP at all.
     pub http_hosts: Vec<HostRule>,
+    /// The one host and port the adapter may open TCP connections to, if any.
+    pub tcp: Option<(String, u16)>,
     /// Operator policy: whether connections may go to loopback, private, link-local and other
     /// reserved addresses (`stowage serve --allow-private-addresses`). Off by default.
     pub allow_private_addresses: bool,
@@ -121,6 +123,24 @@ pub fn resolve(
                     None => HostRule::Exact { host: pattern.to_ascii_lowercase(), port: 443 },
                 })),
             },
+            GrantRequest::Tcp { host_setting, port_setting, default_host, default_port } => {
+                let host = setting(host_setting).map(|h| h.trim().to_string()).filter(|h| !h.is_empty());
+                let host = host.unwrap_or_else(|| default_host.clone());
+                if host.contains(['/', ' ', '@', '?', '#']) {
+                    return Err(GrantRefused {
+                        field: host_setting.clone(),
+                        message: format!("{host} is not a host name or address"),
+                    });
+                }
+                let port = match setting(port_setting).map(|p| p.trim().to_string()).filter(|p| !p.is_empty()) {
+                    None => *default_port,
+                    Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| GrantRefused {
+                        field: port_setting.clone(),
+                        message: format!("{p} is not a valid port"),
+                    })?,
+                };
+                grant.tcp = Some((host.trim_matches(['[', ']']).to_ascii_lowercase(), port));
+            }
         }
     }
     Ok((grant, rewritten))

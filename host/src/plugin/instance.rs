@@ -54,6 +54,13 @@ fn new_store(engine: &Engine, grant: &Grant, limits: &Limits) -> Result<Store<Sa
     let mut wasi = WasiCtxBuilder::new();
     // No environment, arguments, stdio, network or name lookup: only what the grant adds.
     wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    if let Some((host, port)) = &grant.tcp {
+        wasi.allow_tcp(true).allow_ip_name_lookup(true).socket_addr_check(super::egress::tcp_check(
+            host.clone(),
+            *port,
+            grant.allow_private_addresses,
+        ));
+    }
     // Local files are small and cheap to read: serving them on the calling thread avoids a
     // blocking-pool hop per filesystem call (wasm-notes §5: 150 µs -> 13 µs per get).
     wasi.allow_blocking_current_thread(true);
@@ -238,6 +245,13 @@ impl Session {
     /// A presigned GET URL valid for `ttl_seconds`.
     pub async fn presign_get(&mut self, key: &str, ttl_seconds: u32) -> Result<String, StorageError> {
         call!(self, "presign", |api, store, backend| api.call_presign(store, backend, Method::Get, key, ttl_seconds))
+    }
+
+    /// The key an export storage writes annotation `annotation_id` to.
+    pub async fn export_key(&mut self, annotation_id: i64) -> Result<String, StorageError> {
+        call!(self, "export-key", |api, store, backend| async {
+            api.call_export_key(store, backend, annotation_id as u64).await.map(Ok::<_, v0_1_0::wit::Error>)
+        })
     }
 
     /// The key of `uri` if this storage serves it.

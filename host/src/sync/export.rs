@@ -1,6 +1,7 @@
-//! Export: one JSON document per annotation at `{prefix}/{annotation_id}` (or `{annotation_id}`
-//! without a prefix), written on export sync and on every annotation save; deleted with the
-//! annotation when the storage has `can_delete_objects` (`io_storages/base_models.py::ExportStorage`).
+//! Export: one JSON document per annotation, at the key its adapter names (`{prefix}/{id}` for
+//! object stores, Label Studio's `ExportStorageLink.get_key`), written on export sync and on every
+//! annotation save; deleted with the annotation when the storage has `can_delete_objects`
+//! (`io_storages/base_models.py::ExportStorage`).
 
 use serde_json::Value;
 
@@ -13,15 +14,6 @@ use crate::plugin::Session;
 use crate::store::ExportLink;
 use crate::tasks::document;
 use crate::with_retry;
-
-/// Object key of an annotation in an export storage: Label Studio's `ExportStorageLink.get_key`
-/// (`str(annotation.id)`, under `prefix` when one is set).
-pub fn object_key(storage: &Storage, annotation_id: i64) -> String {
-    match storage.text("prefix").map(|p| p.trim_end_matches('/')) {
-        Some(p) if !p.is_empty() => format!("{p}/{annotation_id}"),
-        _ => annotation_id.to_string(),
-    }
-}
 
 fn internal(op: &'static str, e: impl std::fmt::Display) -> StorageError {
     tracing::error!("store error during export: {e}");
@@ -46,7 +38,7 @@ async fn write_one(
     };
     let doc = document::export_document(&a, &task, project.as_ref(), author.as_ref());
     let body = serde_json::to_vec_pretty(&doc).expect("JSON values serialize");
-    let key = object_key(storage, annotation_id);
+    let key = session.export_key(annotation_id).await?;
     with_retry!(session.put(&key, &body, Some("application/json")))?;
     store.upsert_export_link(storage.id, annotation_id, &key).map_err(|e| internal("put", e))?;
     Ok(true)
