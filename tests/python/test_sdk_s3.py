@@ -294,6 +294,20 @@ def test_validate_and_create_refuse_bad_connections(client, s3, s3_prefix):
             assert e.value.status_code == 400, (name, call.__name__, e.value.status_code, e.value.body)
             assert s3.secret not in json.dumps(e.value.body)
     assert list(client.import_storage.s3.list(project=pid)) == []
+
+    # Stored secrets never follow a connection change (reference §8.4): a new endpoint or bucket
+    # without the credentials re-entered is refused, with them it is accepted.
+    st = client.import_storage.s3.create(project=pid, prefix=s3_prefix, **good)
+    for change in ({"s3endpoint": s3.endpoint.replace("127.0.0.1", "localhost")}, {"bucket": "some-other-bucket"}):
+        with pytest.raises(ApiError) as e:
+            client.import_storage.s3.update(st.id, **change)
+        assert e.value.status_code == 400, (change, e.value.status_code, e.value.body)
+    st = client.import_storage.s3.update(st.id, **dict(good, s3endpoint=s3.endpoint.replace("127.0.0.1", "localhost")))
+    assert st.s3endpoint == s3.endpoint.replace("127.0.0.1", "localhost")
+    st = client.import_storage.s3.sync(st.id)
+    assert (st.status, st.last_sync_count) == ("completed", 1), st.traceback
+    client.import_storage.s3.delete(st.id)
+
     # An export target may be empty (LS only requires the bucket).
     assert client.export_storage.s3.validate(project=pid, prefix=f"{s3_prefix}-nothing-here", **good) is None
 

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use super::connect::connect;
 use super::job::{Failed, Report};
 use crate::App;
-use crate::domain::{NewTask, Storage};
+use crate::domain::{Entry, NewTask, Storage};
+use crate::plugin::Session;
 use crate::store::ImportedObject;
 use crate::tasks::{DATA_UNDEFINED, parse_task_file};
 use crate::with_retry;
@@ -35,6 +36,46 @@ fn internal(e: crate::store::StoreError) -> Failed {
     Failed("internal error while saving tasks; see the service log".into())
 }
 
+/// Task files read at once in JSON mode, each by its own adapter instance: storage round trips
+/// (tens of ms for a cloud store) dominate, not CPU.
+pub const FETCH_CONCURRENCY: usize = 8;
+
+/// Reads and parses the task files `entries`, [`FETCH_CONCURRENCY`] at a time; results are in
+/// the order of `entries`. `helpers` are extra sessions, opened on first need and kept for the
+/// next pages.
+async fn fetch_tasks(
+    app: &App,
+    storage: &Storage,
+    session: &mut Session,
+    helpers: &mut Vec<Session>,
+    entries: &[Entry],
+) -> Vec<Result<Vec<(Option<i64>, NewTask)>, String>> {
+    let lanes = FETCH_CONCURRENCY.min(entries.len()).max(1);
+    while helpers.len() + 1 < lanes {
+        match connect(app, storage) {
+            Ok(s) => helpers.push(s),
+            Err(_) => break,
+        }
+    }
+    let lanes = (helpers.len() + 1).min(lanes);
+    let sessions = std::iter::once(session).chain(helpers.iter_mut()).take(lanes);
+    // Lane i reads entries i, i + lanes, i + 2 * lanes, ...
+    let work = sessions.enumerate().map(|(lane, session)| async move {
+        let mut out = Vec::new();
+        for (i, entry) in entries.iter().enumerate().skip(lane).step_by(lanes) {
+            let parsed = match with_retry!(session.get(&entry.key, None)) {
+                Ok(object) => parse_task_file(&entry.key, &object.body),
+                Err(e) => Err(e.to_string()),
+            };
+            out.push((i, parsed));
+        }
+        out
+    });
+    let mut results: Vec<_> = futures_util::future::join_all(work).await.into_iter().flatten().collect();
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 pub(super) async fn run(app: &App, storage: &Storage, run_id: i64) -> Result<Report, Failed> {
     let mut session = connect(app, storage).map_err(|e| Failed(e.to_string()))?;
     let filter = compile_filter(storage.text("regex_filter")).map_err(Failed)?;
@@ -45,6 +86,7 @@ pub(super) async fn run(app: &App, storage: &Storage, run_id: i64) -> Result<Rep
     let existed = app.store.import_link_count(storage.id).map_err(internal)?;
 
     let mut report = Report::default();
+    let mut helpers = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = with_retry!(session.list(&prefix, cursor.as_deref(), PAGE_SIZE, recursive))
@@ -61,31 +103,29 @@ pub(super) async fn run(app: &App, storage: &Storage, run_id: i64) -> Result<Rep
         let keys: Vec<&str> = candidates.iter().map(|e| e.key.as_str()).collect();
         let linked: HashSet<String> = app.store.linked_keys(storage.id, &keys).map_err(internal)?;
 
-        let mut objects = Vec::new();
-        for entry in candidates.into_iter().filter(|e| !linked.contains(&e.key)) {
-            let rows = if blob_mode {
+        let new: Vec<Entry> = candidates.into_iter().filter(|e| !linked.contains(&e.key)).collect();
+        let rows: Vec<Result<Vec<(Option<i64>, NewTask)>, String>> = if blob_mode {
+            let mut rows = Vec::with_capacity(new.len());
+            for entry in &new {
                 let uri = session.blob_uri(&entry.key).await.map_err(|e| Failed(e.to_string()))?;
-                vec![(None, NewTask { data: json!({ DATA_UNDEFINED: uri }), ..Default::default() })]
-            } else {
-                let parsed = match with_retry!(session.get(&entry.key, None)) {
-                    Ok(object) => parse_task_file(&entry.key, &object.body),
-                    Err(e) => Err(e.to_string()),
-                };
-                match parsed {
-                    Ok(rows) => rows,
-                    Err(reason) => {
-                        report.failures.push(format!("{}: {reason}", entry.key));
-                        continue;
-                    }
-                }
-            };
-            objects.push(ImportedObject {
-                key: entry.key,
-                etag: entry.etag,
-                size: entry.size,
-                last_modified: entry.last_modified,
-                rows,
-            });
+                rows.push(Ok(vec![(None, NewTask { data: json!({ DATA_UNDEFINED: uri }), ..Default::default() })]));
+            }
+            rows
+        } else {
+            fetch_tasks(app, storage, &mut session, &mut helpers, &new).await
+        };
+        let mut objects = Vec::with_capacity(new.len());
+        for (entry, rows) in new.into_iter().zip(rows) {
+            match rows {
+                Ok(rows) => objects.push(ImportedObject {
+                    key: entry.key,
+                    etag: entry.etag,
+                    size: entry.size,
+                    last_modified: entry.last_modified,
+                    rows,
+                }),
+                Err(reason) => report.failures.push(format!("{}: {reason}", entry.key)),
+            }
         }
         report.count += app.store.insert_imported(storage.id, storage.project_id, &objects).map_err(internal)?;
         app.store.save_sync_cursor(run_id, page.next_cursor.as_deref(), report.count).map_err(internal)?;

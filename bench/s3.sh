@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Import benchmark for the S3 adapter against a local S3 server (garage, tests/emulators/garage.sh):
+# N small blob objects and N small JSON task objects, synced through the REST API like a client
+# would. Prints blob-mode and JSON-mode tasks/s, no-op re-sync time, presign resolves/s
+# (GET /tasks/ID/resolve/?fileuri=... answered with a 303, redirects not followed, driven by
+# `curl --parallel`) and the service's RSS.
+# Not a pass/fail test: the figures are compared with DESIGN.md's targets by a human. The
+# S3 server runs on the same machine and shares its CPUs with the service.
+# Env: N (objects per mode, default 10000), RESOLVES (default 2000), CLIENTS (concurrent
+# resolve connections, default 8), UPLOAD_THREADS (default 32), BENCH_BIND (default
+# 127.0.0.1:18090), STOWAGE_CACHE (venv with boto3: tests/run.sh creates it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-10000}
+RESOLVES=${RESOLVES:-2000}
+CLIENTS=${CLIENTS:-8}
+UPLOAD_THREADS=${UPLOAD_THREADS:-32}
+BIND=${BENCH_BIND:-127.0.0.1:18090}
+URL=http://$BIND
+TOKEN=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
+PY=${STOWAGE_CACHE:-$HOME/.cache/stowage}/venv/bin/python
+
+"$PY" -c 'import boto3' 2>/dev/null || {
+    echo "bench/s3.sh: $PY with boto3 not found; run tests/run.sh once (it installs tests/python/requirements.txt)" >&2
+    exit 1
+}
+
+adapters/build.sh
+cargo build --release -p stowage
+tests/emulators/garage.sh install
+
+TMP=$(mktemp -d)
+TMP=$(cd "$TMP" && pwd -P)
+PID=
+stop() { if [[ -n $PID ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; PID=; }
+trap 'stop || true; tests/emulators/garage.sh stop "$TMP/garage" || true; rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+rss_mb() { awk -v k="$1" '$1 == k":" {printf "%.1f", $2 / 1024}' "/proc/$PID/status"; }
+
+tests/emulators/garage.sh start "$TMP/garage" >/dev/null
+# shellcheck disable=SC1091
+source "$TMP/garage/env"
+
+echo "uploading $N blob objects and $N JSON task objects to $STOWAGE_S3_ENDPOINT/$STOWAGE_S3_BUCKET ($UPLOAD_THREADS threads) ..."
+"$PY" - "$N" "$UPLOAD_THREADS" <<'EOF'
+import os, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import boto3
+from botocore.config import Config
+
+n, threads = int(sys.argv[1]), int(sys.argv[2])
+e = os.environ
+s3 = boto3.client("s3", endpoint_url=e["STOWAGE_S3_ENDPOINT"], region_name=e["STOWAGE_S3_REGION"],
+                  aws_access_key_id=e["STOWAGE_S3_KEY_ID"], aws_secret_access_key=e["STOWAGE_S3_SECRET"],
+                  config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                                max_pool_connections=threads, retries={"max_attempts": 5}))
+bucket = e["STOWAGE_S3_BUCKET"]
+objects = [(f"bench/blobs/f{i}.txt", b"blob %d\n" % i) for i in range(n)]
+objects += [(f"bench/tasks/t{i}.json", b'{"text": "task %d", "n": %d}\n' % (i, i)) for i in range(n)]
+t0 = time.monotonic()
+with ThreadPoolExecutor(threads) as pool:
+    list(pool.map(lambda kv: s3.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]), objects))
+dt = time.monotonic() - t0
+print(f"uploaded {len(objects)} objects in {dt:.1f} s ({len(objects) / dt:.0f} PUT/s)")
+EOF
+
+mkdir -p "$TMP/root" "$TMP/data"
+STOWAGE_TOKEN=$TOKEN target/release/stowage serve --bind "$BIND" --data-dir "$TMP/data" \
+    --adapters-dir target/adapters --document-root "$TMP/root" --allow-private-addresses \
+    >>"$TMP/server.log" 2>&1 &
+PID=$!
+until curl -sf -o /dev/null "$URL/health"; do
+    kill -0 "$PID" 2>/dev/null || { cat "$TMP/server.log" >&2; echo "stowage died" >&2; exit 1; }
+    sleep 0.01
+done
+sleep 1
+RSS_IDLE=$(rss_mb VmRSS)
+
+api() { # METHOD PATH [JSON] -> prints the body; on HTTP >= 400 shows it and fails
+    local out code
+    out=$(curl -sS -w '\n%{http_code}' -X "$1" -H "Authorization: Token $TOKEN" \
+        -H 'Content-Type: application/json' ${3:+--data "$3"} "$URL$2") || return
+    code=${out##*$'\n'} out=${out%$'\n'*}
+    if ((code >= 400)); then echo "$1 $2 -> HTTP $code: $out" >&2; return 1; fi
+    printf '%s' "$out"
+}
+get() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+sync_ms() { # STORAGE_ID EXPECTED_COUNT; sets SYNC_MS = ms until the sync has finished
+    local t0 t1 r status
+    t0=$(now_ms)
+    r=$(api POST "/api/storages/s3/$1/sync")
+    t1=$(now_ms) # before parsing: python start-up is not the service's time
+    # LS runs syncs inline without a queue; if this one is queued, poll until it settles.
+    while status=$(get status <<<"$r"); [[ $status == queued || $status == in_progress ]]; do
+        sleep 0.02
+        r=$(api GET "/api/storages/s3/$1")
+        t1=$(now_ms)
+    done
+    SYNC_MS=$((t1 - t0))
+    local count
+    count=$(get last_sync_count <<<"$r")
+    if [[ $status != completed || $count != "$2" ]]; then
+        echo "sync of storage $1: status=$status last_sync_count=$count (want completed/$2)" >&2
+        echo "$r" >&2
+        exit 1
+    fi
+}
+
+conn="\"bucket\": \"$STOWAGE_S3_BUCKET\", \"aws_access_key_id\": \"$STOWAGE_S3_KEY_ID\", \
+\"aws_secret_access_key\": \"$STOWAGE_S3_SECRET\", \"region_name\": \"$STOWAGE_S3_REGION\", \
+\"s3_endpoint\": \"$STOWAGE_S3_ENDPOINT\""
+r=$(api POST /api/projects/ '{"title": "bench", "label_config": "<View><Text name=\"text\" value=\"$text\"/></View>"}')
+PROJECT=$(get id <<<"$r")
+r=$(api POST /api/storages/s3 "{\"project\": $PROJECT, $conn, \"prefix\": \"bench/blobs\", \"use_blob_urls\": true, \"presign\": true, \"presign_ttl\": 15}")
+BLOB=$(get id <<<"$r")
+r=$(api POST /api/storages/s3 "{\"project\": $PROJECT, $conn, \"prefix\": \"bench/tasks\", \"use_blob_urls\": false}")
+JSON=$(get id <<<"$r")
+
+sync_ms "$BLOB" "$N"; BLOB_MS=$SYNC_MS
+sync_ms "$JSON" "$N"; JSON_MS=$SYNC_MS
+sync_ms "$BLOB" 0; NOOP_BLOB_MS=$SYNC_MS
+sync_ms "$JSON" 0; NOOP_JSON_MS=$SYNC_MS
+RSS_AFTER=$(rss_mb VmRSS)
+
+# Resolver links of the first RESOLVES blob tasks, as GET /api/tasks/ serves them, fed to
+# `curl --parallel` as a config file (one `url` + `output` pair per request). curl 7.88 draws
+# its parallel progress meter even with -s, so its stderr goes to a file, shown on failure.
+# 10,000 is the service's largest page; blob tasks were created first, so page 1 holds them.
+api GET "/api/tasks/?project=$PROJECT&page_size=10000" | python3 -c "
+import json, sys
+url, want = sys.argv[1], int(sys.argv[2])
+links = [t['data']['text'] for t in json.load(sys.stdin)['tasks']
+         if isinstance(t['data'].get('text'), str) and t['data']['text'].startswith('/tasks/')][:want]
+if len(links) < want:
+    sys.exit(f'only {len(links)} resolver links in the task list, want {want}')
+for link in links:
+    print(f'url = \"{url}{link}\"\noutput = \"/dev/null\"')
+" "$URL" "$RESOLVES" >"$TMP/resolve.curl"
+# One request first: a 303 to a presigned URL whose bytes are right, else no figure.
+first=$(sed -n 's/^url = "\(.*\)"$/\1/p;T;q' "$TMP/resolve.curl")
+loc=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' -H "Authorization: Token $TOKEN" "$first")
+[[ ${loc%% *} == 303 ]] || { echo "resolve $first -> $loc (want 303)" >&2; exit 1; }
+body=$(curl -sS "${loc#* }")
+[[ $body =~ ^blob\ [0-9]+$ ]] || { echo "presigned ${loc#* } -> '$body'" >&2; exit 1; }
+
+RSS_LISTED=$(rss_mb VmRSS)
+
+t0=$(now_ms)
+curl -s --parallel --parallel-immediate --parallel-max "$CLIENTS" -H "Authorization: Token $TOKEN" \
+    -w '%{http_code}\n' -K "$TMP/resolve.curl" >"$TMP/resolve.codes" 2>"$TMP/resolve.err"  || :  # checked below
+RESOLVE_MS=$(($(now_ms) - t0))
+codes=$(sort "$TMP/resolve.codes" | uniq -c | awk '{printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1}')
+[[ $codes == "303 x$RESOLVES" ]] || {
+    echo "resolve answers: $codes (want 303 x$RESOLVES)" >&2
+    tr '\r' '\n' <"$TMP/resolve.err" | grep -v '^--\|^DL%\|^ *$' >&2
+    exit 1
+}
+RSS_END=$(rss_mb VmRSS)
+RSS_PEAK=$(rss_mb VmHWM)
+
+rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }'; }
+printf '\n%-44s %12s\n' "stowage S3 bench ($N objects per mode, garage)" "figure"
+printf '%-44s %12s\n' "blob-mode sync" "$BLOB_MS ms" \
+    "  tasks/s" "$(rate "$N" "$BLOB_MS")" \
+    "JSON-mode sync" "$JSON_MS ms" \
+    "  tasks/s" "$(rate "$N" "$JSON_MS")" \
+    "no-op re-sync, blob ($N linked)" "$NOOP_BLOB_MS ms" \
+    "no-op re-sync, JSON ($N linked)" "$NOOP_JSON_MS ms" \
+    "presign resolves ($RESOLVES, curl x$CLIENTS)" "$RESOLVE_MS ms" \
+    "  resolves/s" "$(rate "$RESOLVES" "$RESOLVE_MS")" \
+    "RSS idle" "$RSS_IDLE MB" \
+    "RSS after both imports" "$RSS_AFTER MB" \
+    "RSS after GET /api/tasks/ (page of 10,000)" "$RSS_LISTED MB" \
+    "RSS after resolves" "$RSS_END MB" \
+    "RSS peak (VmHWM)" "$RSS_PEAK MB"
