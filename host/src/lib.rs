@@ -26,6 +26,8 @@ pub struct App {
     pub registry: plugin::Registry,
     /// Storages with a sync running (one at a time per storage).
     pub syncing: Mutex<HashSet<i64>>,
+    /// Idle adapter sessions reused by requests.
+    pub sessions: sync::SessionPool,
 }
 
 impl App {
@@ -43,6 +45,6 @@ impl App {
         };
         let cache_dir = settings.cache_dir.clone().unwrap_or_else(|| settings.data_dir.join("adapter-cache"));
         let registry = plugin::Registry::load_dir(&settings.adapters_dir, &cache_dir, limits).await?;
-        Ok(App { settings, store, registry, syncing: Mutex::new(HashSet::new()) })
+        Ok(App { settings, store, registry, syncing: Mutex::new(HashSet::new()), sessions: Default::default() })
     }
 }

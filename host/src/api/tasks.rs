@@ -47,16 +47,15 @@ async fn resolve_uris(app: &App, project_id: i64, tasks: &mut [Value]) -> ApiRes
     let mut resolver = Resolver::for_project(app, project_id)?;
     let Some(matcher) = resolver.matcher() else { return Ok(()) };
     let mut served = std::collections::HashSet::new();
-    let found: std::collections::BTreeSet<String> = tasks.iter().flat_map(|t| uri::find(&t["data"], matcher)).collect();
+    let found: std::collections::BTreeSet<String> = tasks.iter().flat_map(|t| uri::find(&t["data"], &matcher)).collect();
     for u in found {
         if resolver.locate(&u).await.is_some() {
             served.insert(u);
         }
     }
-    let matcher = resolver.matcher().expect("checked above");
     for t in tasks {
         let id = t["id"].as_i64().unwrap_or_default();
-        uri::rewrite(&mut t["data"], matcher, &|u: &str| served.contains(u).then(|| uri::resolver_url(id, u)));
+        uri::rewrite(&mut t["data"], &matcher, &|u: &str| served.contains(u).then(|| uri::resolver_url(id, u)));
     }
     Ok(())
 }

@@ -69,3 +69,45 @@ pub fn connect(app: &App, storage: &Storage) -> Result<Session, ConnectError> {
     }
     Ok(Session::new(adapter, app.registry.engine.clone(), app.registry.limits, grant, settings, secrets))
 }
+
+/// Idle sessions of recently used storages, so a request (resolving a URI, serving a task page)
+/// reuses a live adapter instance instead of instantiating one. Keyed by storage id and a
+/// fingerprint of its configuration: an edited storage never gets an instance opened with the old
+/// settings or secrets.
+#[derive(Default)]
+pub struct SessionPool {
+    idle: std::sync::Mutex<std::collections::HashMap<(i64, u64), Vec<Session>>>,
+}
+
+/// Idle instances kept per storage.
+pub const POOL_PER_STORAGE: usize = 8;
+
+fn fingerprint(storage: &Storage) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&storage.type_name, storage.direction.as_str()).hash(&mut h);
+    serde_json::Value::Object(storage.fields.clone()).to_string().hash(&mut h);
+    serde_json::Value::Object(storage.secrets.clone()).to_string().hash(&mut h);
+    h.finish()
+}
+
+impl SessionPool {
+    /// An idle session of `storage`, or a new one.
+    pub fn checkout(&self, app: &App, storage: &Storage) -> Result<Session, ConnectError> {
+        let key = (storage.id, fingerprint(storage));
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&key).and_then(Vec::pop);
+        match pooled {
+            Some(session) => Ok(session),
+            None => connect(app, storage),
+        }
+    }
+
+    /// Returns a session for reuse (dropped when the storage already has enough idle ones).
+    pub fn checkin(&self, storage: &Storage, session: Session) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry((storage.id, fingerprint(storage))).or_default();
+        if list.len() < POOL_PER_STORAGE {
+            list.push(session);
+        }
+    }
+}

@@ -67,8 +67,12 @@ pub async fn annotation_saved(app: &App, project_id: i64, annotation_id: i64) {
         Err(e) => return tracing::error!("listing export storages: {e}"),
     };
     for storage in storages {
-        let result = match connect(app, &storage) {
-            Ok(mut session) => write_one(app, &mut session, &storage, annotation_id).await.map(drop),
+        let result = match app.sessions.checkout(app, &storage) {
+            Ok(mut session) => {
+                let written = write_one(app, &mut session, &storage, annotation_id).await.map(drop);
+                app.sessions.checkin(&storage, session);
+                written
+            }
             Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "put", e.to_string())),
         };
         if let Err(e) = result {

@@ -11,5 +11,5 @@ pub mod import;
 pub mod job;
 pub mod retry;
 
-pub use connect::{ConnectError, connect};
+pub use connect::{ConnectError, SessionPool, connect};
 pub use job::run_sync;

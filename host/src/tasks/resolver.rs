@@ -2,19 +2,26 @@
 //! whose adapter declares the URI's scheme and recognises its bucket (`key-of-uri`), as Label
 //! Studio's `storage_can_resolve_bucket_url` does across all of a project's storages.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use super::uri::UriMatcher;
 use crate::App;
 use crate::domain::{Direction, Storage};
 use crate::plugin::Session;
 use crate::store::StoreError;
-use crate::sync::connect;
 
-/// The URI-serving storages of one project, with adapter sessions opened on first use.
+
+/// The URI-serving storages of one project, with adapter sessions taken from the pool on first
+/// use and returned to it on drop.
 pub struct Resolver<'a> {
     app: &'a App,
     storages: Vec<(Storage, Vec<String>, Option<Session>)>,
-    matcher: Option<UriMatcher>,
+    schemes: Vec<String>,
 }
+
+/// Compiled matchers by scheme set: compiling the regexes costs more than resolving a URI.
+static MATCHERS: LazyLock<Mutex<HashMap<Vec<String>, Option<Arc<UriMatcher>>>>> = LazyLock::new(Default::default);
 
 impl<'a> Resolver<'a> {
     pub fn for_project(app: &'a App, project_id: i64) -> Result<Resolver<'a>, StoreError> {
@@ -30,12 +37,13 @@ impl<'a> Resolver<'a> {
         }
         schemes.sort();
         schemes.dedup();
-        Ok(Resolver { app, storages, matcher: UriMatcher::new(&schemes) })
+        Ok(Resolver { app, storages, schemes })
     }
 
     /// Finds URIs in task data; `None` when no storage of the project serves any scheme.
-    pub fn matcher(&self) -> Option<&UriMatcher> {
-        self.matcher.as_ref()
+    pub fn matcher(&self) -> Option<Arc<UriMatcher>> {
+        let mut cache = MATCHERS.lock().unwrap_or_else(|p| p.into_inner());
+        cache.entry(self.schemes.clone()).or_insert_with(|| UriMatcher::new(&self.schemes).map(Arc::new)).clone()
     }
 
     /// The storage serving `uri`, its open session and the object key.
@@ -47,7 +55,7 @@ impl<'a> Resolver<'a> {
                 continue;
             }
             if session.is_none() {
-                match connect(self.app, storage) {
+                match self.app.sessions.checkout(self.app, storage) {
                     Ok(s) => *session = Some(s),
                     Err(e) => {
                         tracing::warn!(storage = storage.id, "cannot open storage to resolve a URI: {e}");
@@ -64,5 +72,15 @@ impl<'a> Resolver<'a> {
         let (i, key) = found?;
         let (storage, _, session) = &mut self.storages[i];
         Some((storage, session.as_mut().expect("opened when located"), key))
+    }
+}
+
+impl Drop for Resolver<'_> {
+    fn drop(&mut self) {
+        for (storage, _, session) in self.storages.drain(..) {
+            if let Some(session) = session {
+                self.app.sessions.checkin(&storage, session);
+            }
+        }
     }
 }
