@@ -158,6 +158,13 @@ codes=$(sort "$TMP/resolve.codes" | uniq -c | awk '{printf "%s%s x%s", (NR > 1 ?
     tr '\r' '\n' <"$TMP/resolve.err" | grep -v '^--\|^DL%\|^ *$' >&2
     exit 1
 }
+# curl spends more CPU per request than the service; ApacheBench (Debian apache2-utils), when
+# installed, measures the service instead: one link, CLIENTS keep-alive-less connections.
+AB_RATE="(no ab)"
+if command -v ab >/dev/null; then
+    AB_RATE=$(ab -q -n 5000 -c "$CLIENTS" -H "Authorization: Token $TOKEN" "$first" 2>/dev/null |
+        awk '/^Requests per second/ {printf "%.0f", $4}')
+fi
 RSS_END=$(rss_mb VmRSS)
 RSS_PEAK=$(rss_mb VmHWM)
 
@@ -171,6 +178,7 @@ printf '%-44s %12s\n' "blob-mode sync" "$BLOB_MS ms" \
     "no-op re-sync, JSON ($N linked)" "$NOOP_JSON_MS ms" \
     "presign resolves ($RESOLVES, curl x$CLIENTS)" "$RESOLVE_MS ms" \
     "  resolves/s" "$(rate "$RESOLVES" "$RESOLVE_MS")" \
+    "presign resolves/s (ab, 5000, x$CLIENTS)" "$AB_RATE" \
     "RSS idle" "$RSS_IDLE MB" \
     "RSS after both imports" "$RSS_AFTER MB" \
     "RSS after GET /api/tasks/ (page of 10,000)" "$RSS_LISTED MB" \
