@@ -29,13 +29,18 @@ if ! cmp -s "$REQ" "$VENV/.stowage-requirements"; then
     cp "$REQ" "$VENV/.stowage-requirements"
 fi
 
-# The S3 server (garage): built once into the cache, started fresh for this run.
+# Storage servers: installed once (garage is built into the cache, redis-server comes from
+# Debian), started fresh for this run, stopped on exit.
 tests/emulators/garage.sh install
-S3_DIR=$(mktemp -d)
-trap 'tests/emulators/garage.sh stop "$S3_DIR"; rm -rf "$S3_DIR"; kill $(jobs -p) 2>/dev/null || true' EXIT
-tests/emulators/garage.sh start "$S3_DIR" >/dev/null
+tests/emulators/redis.sh install
+SERVERS=$(mktemp -d)
+trap 'tests/emulators/garage.sh stop "$SERVERS/s3"; tests/emulators/redis.sh stop "$SERVERS/redis"; rm -rf "$SERVERS"; kill $(jobs -p) 2>/dev/null || true' EXIT
+tests/emulators/garage.sh start "$SERVERS/s3" >/dev/null
+tests/emulators/redis.sh start "$SERVERS/redis" >/dev/null
 # shellcheck disable=SC1091
-source "$S3_DIR/env"
+source "$SERVERS/s3/env"
+# shellcheck disable=SC1091
+source "$SERVERS/redis/env"
 
 export STOWAGE_BIN=$ROOT/target/release/stowage
 export STOWAGE_TEST_ADAPTERS=$ROOT/target/test-adapters

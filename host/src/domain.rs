@@ -74,6 +74,8 @@ pub struct AdapterInfo {
     pub settings: Vec<SettingSpec>,
     pub grants: Vec<GrantRequest>,
     pub regex_on_basename: bool,
+    /// A key-value store (Redis): no folders, every value is task JSON.
+    pub key_value: bool,
     /// Schemes of the blob URIs the adapter writes (`s3`), resolved through `key-of-uri`.
     pub uri_schemes: Vec<String>,
 }

@@ -270,3 +270,83 @@ impl Process {
         process
     }
 }
+
+/// The Redis test server (`tests/emulators/redis.sh` writes these variables).
+#[derive(Debug, Clone)]
+pub struct RedisEnv {
+    pub host: String,
+    pub port: String,
+    pub password: String,
+}
+
+/// The Redis server's settings, or `None` (test skipped) when `STOWAGE_REDIS_PORT` is unset;
+/// under `CI=true` a missing server fails the test.
+pub fn redis_env() -> Option<RedisEnv> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(port) = var("STOWAGE_REDIS_PORT") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but no Redis server: tests/run.sh starts one");
+        eprintln!("skipped: STOWAGE_REDIS_PORT is unset (tests/emulators/redis.sh start DIR; source DIR/env)");
+        return None;
+    };
+    Some(RedisEnv {
+        host: var("STOWAGE_REDIS_HOST").unwrap_or_else(|| "127.0.0.1".into()),
+        port,
+        password: var("STOWAGE_REDIS_PASSWORD").unwrap_or_default(),
+    })
+}
+
+impl RedisEnv {
+    /// API fields of a Redis storage on database `db` with key prefix `path`.
+    pub fn fields(&self, path: &str, db: i64) -> Value {
+        serde_json::json!({"path": path, "host": self.host, "port": self.port, "password": self.password, "db": db})
+    }
+
+    /// Runs `redis-cli` against database `db` with `args`; returns its output.
+    pub fn cli(&self, db: i64, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-h",
+                &self.host,
+                "-p",
+                &self.port,
+                "-n",
+                &db.to_string(),
+                "--no-auth-warning",
+                "-a",
+                &self.password,
+            ])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Sets many string keys at once (`redis-cli --pipe`).
+    pub fn set_many(&self, db: i64, pairs: &[(String, String)]) {
+        use std::io::Write;
+        let mut proto = Vec::new();
+        for (k, v) in pairs {
+            write!(proto, "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).unwrap();
+        }
+        let mut child = std::process::Command::new("redis-cli")
+            .args([
+                "-h",
+                &self.host,
+                "-p",
+                &self.port,
+                "-n",
+                &db.to_string(),
+                "--no-auth-warning",
+                "-a",
+                &self.password,
+                "--pipe",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-cli runs");
+        child.stdin.take().unwrap().write_all(&proto).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}

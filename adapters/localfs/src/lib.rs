@@ -98,6 +98,7 @@ impl Backend for LocalFiles {
             }],
             grants: vec![GrantRequest::Directory("path".into())],
             regex_on_basename: true,
+            key_value: false,
             uri_schemes: vec![],
         }
     }

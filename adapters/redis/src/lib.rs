@@ -152,6 +152,7 @@ impl Backend for Redis {
                 default_port: port.parse().expect("default port"),
             })],
             regex_on_basename: false,
+            key_value: true,
             uri_schemes: vec![],
         }
     }

@@ -234,6 +234,7 @@ impl Backend for S3 {
                 default_hosts: vec!["*.amazonaws.com".into()],
             })],
             regex_on_basename: false,
+            key_value: false,
             uri_schemes: vec![SCHEME.into()],
         }
     }

@@ -66,7 +66,9 @@ fn field_specs(info: &AdapterInfo, dir: Direction) -> Vec<FieldSpec> {
     ];
     match dir {
         Direction::Import => {
-            specs.push(host_field("recursive_scan", SettingKind::Boolean, Value::Bool(false)));
+            if !info.key_value {
+                specs.push(host_field("recursive_scan", SettingKind::Boolean, Value::Bool(false)));
+            }
             if info.capabilities.presign {
                 specs.push(host_field("presign", SettingKind::Boolean, Value::Bool(true)));
                 // Minutes, as in Label Studio.

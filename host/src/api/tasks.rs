@@ -47,7 +47,8 @@ async fn resolve_uris(app: &App, project_id: i64, tasks: &mut [Value]) -> ApiRes
     let mut resolver = Resolver::for_project(app, project_id)?;
     let Some(matcher) = resolver.matcher() else { return Ok(()) };
     let mut served = std::collections::HashSet::new();
-    let found: std::collections::BTreeSet<String> = tasks.iter().flat_map(|t| uri::find(&t["data"], &matcher)).collect();
+    let found: std::collections::BTreeSet<String> =
+        tasks.iter().flat_map(|t| uri::find(&t["data"], &matcher)).collect();
     for u in found {
         if resolver.locate(&u).await.is_some() {
             served.insert(u);

@@ -107,6 +107,7 @@ pub mod since_v0_1_0 {
                     })
                     .collect(),
                 regex_on_basename: i.regex_on_basename,
+                key_value: i.key_value,
                 uri_schemes: i.uri_schemes,
             }
         }

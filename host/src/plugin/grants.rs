@@ -193,6 +193,7 @@ mod tests {
             settings: vec![],
             grants: vec![GrantRequest::Directory("path".into())],
             regex_on_basename: true,
+            key_value: false,
             uri_schemes: vec![],
         }
     }

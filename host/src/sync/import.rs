@@ -49,6 +49,7 @@ async fn fetch_tasks(
     session: &mut Session,
     helpers: &mut Vec<Session>,
     entries: &[Entry],
+    check_extension: bool,
 ) -> Vec<Result<Vec<(Option<i64>, NewTask)>, String>> {
     let lanes = FETCH_CONCURRENCY.min(entries.len()).max(1);
     while helpers.len() + 1 < lanes {
@@ -64,7 +65,7 @@ async fn fetch_tasks(
         let mut out = Vec::new();
         for (i, entry) in entries.iter().enumerate().skip(lane).step_by(lanes) {
             let parsed = match with_retry!(session.get(&entry.key, None)) {
-                Ok(object) => parse_task_file(&entry.key, &object.body),
+                Ok(object) => parse_task_file(&entry.key, &object.body, check_extension),
                 Err(e) => Err(e.to_string()),
             };
             out.push((i, parsed));
@@ -82,7 +83,9 @@ pub(super) async fn run(app: &App, storage: &Storage, run_id: i64) -> Result<Rep
     let on_basename = session.info().regex_on_basename;
     let prefix = storage.text("prefix").unwrap_or("").to_string();
     let recursive = storage.flag("recursive_scan");
-    let blob_mode = storage.flag("use_blob_urls");
+    // Label Studio parses every Redis value as task JSON, whatever use_blob_urls says.
+    let key_value = session.info().key_value;
+    let blob_mode = storage.flag("use_blob_urls") && !key_value;
     let existed = app.store.import_link_count(storage.id).map_err(internal)?;
 
     let mut report = Report::default();
@@ -112,7 +115,7 @@ pub(super) async fn run(app: &App, storage: &Storage, run_id: i64) -> Result<Rep
             }
             rows
         } else {
-            fetch_tasks(app, storage, &mut session, &mut helpers, &new).await
+            fetch_tasks(app, storage, &mut session, &mut helpers, &new, !key_value).await
         };
         let mut objects = Vec::with_capacity(new.len());
         for (entry, rows) in new.into_iter().zip(rows) {

@@ -12,11 +12,14 @@ const TASK_EXTENSIONS: [&str; 2] = ["json", "jsonl"];
 /// is one task, else the element's position in a JSON array or its JSONL line number (0-based,
 /// blank lines skipped).
 ///
+/// `check_extension` refuses file names whose extension is not a task format (files in object
+/// stores and directories; a key-value store's keys are not file names).
+///
 /// # Errors
 /// A message naming what is wrong (extension, emptiness, syntax and where), without the content.
-pub fn parse_task_file(key: &str, bytes: &[u8]) -> Result<Vec<(Option<i64>, NewTask)>, String> {
+pub fn parse_task_file(key: &str, bytes: &[u8], check_extension: bool) -> Result<Vec<(Option<i64>, NewTask)>, String> {
     let name = key.rsplit('/').next().unwrap_or(key);
-    if let Some((_, ext)) = name.rsplit_once('.') {
+    if let Some((_, ext)) = name.rsplit_once('.').filter(|_| check_extension) {
         let ext = ext.to_ascii_lowercase();
         if !TASK_EXTENSIONS.contains(&ext.as_str()) {
             return Err(format!(
@@ -137,22 +140,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse_task_file_(key: &str, bytes: &[u8]) -> Result<Vec<(Option<i64>, NewTask)>, String> {
+        parse_task_file(key, bytes, true)
+    }
+
+    #[test]
+    fn key_value_keys_are_not_file_names() {
+        assert_eq!(parse_task_file("tasks:v1.2", br#"{"t": 1}"#, false).unwrap().len(), 1);
+        assert!(parse_task_file("tasks:v1.2", br#"{"t": 1}"#, true).is_err());
+    }
+
     fn data(rows: &[(Option<i64>, NewTask)]) -> Vec<(Option<i64>, Value)> {
         rows.iter().map(|(r, t)| (*r, t.data.clone())).collect()
     }
 
     #[test]
     fn dict_array_and_jsonl() {
-        assert_eq!(data(&parse_task_file("a.json", br#"{"text": "x"}"#).unwrap()), vec![(None, json!({"text": "x"}))]);
+        assert_eq!(data(&parse_task_file_("a.json", br#"{"text": "x"}"#).unwrap()), vec![(None, json!({"text": "x"}))]);
         assert_eq!(
-            data(&parse_task_file("a.json", br#" [{"t": 1}, {"data": {"t": 2}}]"#).unwrap()),
+            data(&parse_task_file_("a.json", br#" [{"t": 1}, {"data": {"t": 2}}]"#).unwrap()),
             vec![(Some(0), json!({"t": 1})), (Some(1), json!({"t": 2}))]
         );
         assert_eq!(
-            data(&parse_task_file("a.jsonl", b"{\"t\": 1}\n\n{\"t\": 2}\n").unwrap()),
+            data(&parse_task_file_("a.jsonl", b"{\"t\": 1}\n\n{\"t\": 2}\n").unwrap()),
             vec![(Some(0), json!({"t": 1})), (Some(1), json!({"t": 2}))]
         );
-        assert_eq!(data(&parse_task_file("noext", br#"{"t": 1}"#).unwrap()), vec![(None, json!({"t": 1}))]);
+        assert_eq!(data(&parse_task_file_("noext", br#"{"t": 1}"#).unwrap()), vec![(None, json!({"t": 1}))]);
     }
 
     #[test]
@@ -170,12 +183,12 @@ mod tests {
 
     #[test]
     fn bad_files_say_why() {
-        assert_eq!(parse_task_file("a.json", b"  \n").unwrap_err(), "the file is empty");
-        assert!(parse_task_file("a.txt", b"{}").unwrap_err().starts_with("\".txt\" is not a task file extension"));
-        assert!(parse_task_file("a.json", b"{\"t\": ").unwrap_err().starts_with("invalid JSON"));
-        assert!(parse_task_file("a.json", b"hello").unwrap_err().starts_with("not JSON-formatted tasks"));
-        assert_eq!(parse_task_file("a.json", b"[1]").unwrap_err(), "element 0: a task must be a JSON object");
-        assert!(parse_task_file("a.json", br#"{"annotations": []}"#).unwrap_err().contains("need the task data"));
-        assert!(parse_task_file("a.jsonl", b"{\"t\": 1}\n{oops\n").unwrap_err().starts_with("invalid JSON on line 2"));
+        assert_eq!(parse_task_file_("a.json", b"  \n").unwrap_err(), "the file is empty");
+        assert!(parse_task_file_("a.txt", b"{}").unwrap_err().starts_with("\".txt\" is not a task file extension"));
+        assert!(parse_task_file_("a.json", b"{\"t\": ").unwrap_err().starts_with("invalid JSON"));
+        assert!(parse_task_file_("a.json", b"hello").unwrap_err().starts_with("not JSON-formatted tasks"));
+        assert_eq!(parse_task_file_("a.json", b"[1]").unwrap_err(), "element 0: a task must be a JSON object");
+        assert!(parse_task_file_("a.json", br#"{"annotations": []}"#).unwrap_err().contains("need the task data"));
+        assert!(parse_task_file_("a.jsonl", b"{\"t\": 1}\n{oops\n").unwrap_err().starts_with("invalid JSON on line 2"));
     }
 }

@@ -11,7 +11,6 @@ use crate::domain::{Direction, Storage};
 use crate::plugin::Session;
 use crate::store::StoreError;
 
-
 /// The URI-serving storages of one project, with adapter sessions taken from the pool on first
 /// use and returned to it on drop.
 pub struct Resolver<'a> {

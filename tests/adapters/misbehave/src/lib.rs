@@ -1,9 +1,12 @@
 //! A deliberately broken adapter for the sandbox tests. Its `mode` setting picks the misbehaviour
 //! of `list` and `get`: `trap` panics, `loop` spins forever, `alloc` allocates without bound;
-//! anything else returns one entry, so a healthy call can be told apart from a failed one.
+//! `connect:ADDR` opens a TCP connection to ADDR (its grant is `host`:`port` only); `env` lists the
+//! environment variables it can see as keys; anything else returns one entry, so a healthy call
+//! can be told apart from a failed one.
 
 use stowage_sdk::{
-    AdapterInfo, Backend, ByteRange, Capabilities, Config, Entry, Error, Object, Page, Setting, SettingKind,
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Entry, Error, GrantRequest, Object, Page, Setting,
+    SettingKind, TcpGrant,
 };
 
 struct Misbehave {
@@ -30,6 +33,18 @@ impl Misbehave {
             _ => {}
         }
     }
+
+    /// Entries for the `connect:` and `env` probes; `None` for the other modes.
+    fn probe(&self) -> Option<Result<Vec<Entry>, Error>> {
+        let entry = |key: String| Entry { key, size: 0, etag: None, last_modified: None };
+        if let Some(addr) = self.mode.strip_prefix("connect:") {
+            return Some(match std::net::TcpStream::connect(addr) {
+                Ok(_) => Ok(vec![entry(format!("connected to {addr}"))]),
+                Err(e) => Err(Error::Denied(format!("connect to {addr}: {e}"))),
+            });
+        }
+        (self.mode == "env").then(|| Ok(std::env::vars().map(|(k, _)| entry(k)).collect()))
+    }
 }
 
 impl Backend for Misbehave {
@@ -38,17 +53,43 @@ impl Backend for Misbehave {
             type_name: "misbehave".into(),
             title: "Misbehaving test adapter".into(),
             capabilities: Capabilities::READ,
-            settings: vec![Setting {
-                name: "mode".into(),
-                kind: SettingKind::Text,
-                secret: false,
-                required: true,
-                default_value: None,
-                env_fallback: None,
-                help: "trap, loop, alloc or ok".into(),
-            }],
-            grants: vec![],
+            settings: vec![
+                Setting {
+                    name: "mode".into(),
+                    kind: SettingKind::Text,
+                    secret: false,
+                    required: true,
+                    default_value: None,
+                    env_fallback: None,
+                    help: "trap, loop, alloc, connect:ADDR, env or ok".into(),
+                },
+                Setting {
+                    name: "host".into(),
+                    kind: SettingKind::Text,
+                    secret: false,
+                    required: false,
+                    default_value: None,
+                    env_fallback: None,
+                    help: "the one host the adapter may connect to".into(),
+                },
+                Setting {
+                    name: "port".into(),
+                    kind: SettingKind::Text,
+                    secret: false,
+                    required: false,
+                    default_value: None,
+                    env_fallback: None,
+                    help: "the one port the adapter may connect to".into(),
+                },
+            ],
+            grants: vec![GrantRequest::Tcp(TcpGrant {
+                host_setting: "host".into(),
+                port_setting: "port".into(),
+                default_host: "127.0.0.1".into(),
+                default_port: 1,
+            })],
             regex_on_basename: false,
+            key_value: false,
             uri_schemes: vec![],
         }
     }
@@ -58,6 +99,9 @@ impl Backend for Misbehave {
     }
 
     fn list(&self, _prefix: &str, _cursor: Option<String>, _page_size: u32, _recursive: bool) -> Result<Page, Error> {
+        if let Some(entries) = self.probe() {
+            return entries.map(|entries| Page { entries, next_cursor: None });
+        }
         self.misbehave();
         Ok(Page {
             entries: vec![Entry { key: "ok.json".into(), size: 2, etag: None, last_modified: None }],
