@@ -75,13 +75,11 @@ async fn admit(rules: &[HostRule], allow_private: bool, host: &str, port: u16) -
     if addrs.is_empty() {
         return Err(format!("{DNS_FAILURE} {host}: no address"));
     }
-    if !allow_private {
-        if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-            return Err(format!(
-                "{host} resolves to the reserved address {} (allow with --allow-private-addresses)",
-                bad.ip()
-            ));
-        }
+    if let Some(bad) = addrs.iter().find(|a| !allow_private && !is_public(a.ip())) {
+        return Err(format!(
+            "{host} resolves to the reserved address {} (allow with --allow-private-addresses)",
+            bad.ip()
+        ));
     }
     Ok(addrs)
 }

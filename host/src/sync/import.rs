@@ -36,6 +36,9 @@ fn internal(e: crate::store::StoreError) -> Failed {
     Failed("internal error while saving tasks; see the service log".into())
 }
 
+/// The tasks of one object with their rows, or why there are none.
+type Parsed = Result<Vec<(Option<i64>, NewTask)>, String>;
+
 /// Task files read at once in JSON mode, each by its own adapter instance: storage round trips
 /// (tens of ms for a cloud store) dominate, not CPU.
 pub const FETCH_CONCURRENCY: usize = 8;
@@ -50,7 +53,7 @@ async fn fetch_tasks(
     helpers: &mut Vec<Session>,
     entries: &[Entry],
     check_extension: bool,
-) -> Vec<Result<Vec<(Option<i64>, NewTask)>, String>> {
+) -> Vec<Parsed> {
     let lanes = FETCH_CONCURRENCY.min(entries.len()).max(1);
     while helpers.len() + 1 < lanes {
         match connect(app, storage) {
@@ -107,7 +110,7 @@ pub(super) async fn run(app: &App, storage: &Storage, run_id: i64) -> Result<Rep
         let linked: HashSet<String> = app.store.linked_keys(storage.id, &keys).map_err(internal)?;
 
         let new: Vec<Entry> = candidates.into_iter().filter(|e| !linked.contains(&e.key)).collect();
-        let rows: Vec<Result<Vec<(Option<i64>, NewTask)>, String>> = if blob_mode {
+        let rows: Vec<Parsed> = if blob_mode {
             let mut rows = Vec::with_capacity(new.len());
             for entry in &new {
                 let uri = session.blob_uri(&entry.key).await.map_err(|e| Failed(e.to_string()))?;

@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn data_with_annotations_and_predictions() {
-        let rows = parse_task_file(
+        let rows = parse_task_file_(
             "t.json",
             br#"{"data": {"image": "x.jpg"}, "annotations": [{"result": [{"a": 1}]}], "predictions": [{"result": [], "score": 0.5, "model_version": "m1"}]}"#,
         )

@@ -20,7 +20,8 @@ pub struct Resolver<'a> {
 }
 
 /// Compiled matchers by scheme set: compiling the regexes costs more than resolving a URI.
-static MATCHERS: LazyLock<Mutex<HashMap<Vec<String>, Option<Arc<UriMatcher>>>>> = LazyLock::new(Default::default);
+static MATCHERS: LazyLock<Mutex<MatcherCache>> = LazyLock::new(Default::default);
+type MatcherCache = HashMap<Vec<String>, Option<Arc<UriMatcher>>>;
 
 impl<'a> Resolver<'a> {
     pub fn for_project(app: &'a App, project_id: i64) -> Result<Resolver<'a>, StoreError> {
