@@ -65,11 +65,12 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_ALLOW_PRIVATE_ADDRESSES")]
     pub allow_private_addresses: bool,
 
-    /// Fill empty storage credentials from the server's environment (`AWS_ACCESS_KEY_ID`, ...,
-    /// as each adapter declares). Off by default: with it, every project member can read
-    /// whatever the server's own identity can (Label Studio does this unconditionally).
-    #[arg(long, env = "STOWAGE_ALLOW_AMBIENT_CREDENTIALS")]
-    pub allow_ambient_credentials: bool,
+    /// Server environment variables that may fill empty storage credentials, comma-separated
+    /// (e.g. `AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY`); an adapter names the variable it wants
+    /// for a setting, and gets it only if it is listed here. Empty by default: with it, every
+    /// project member can use the server's own identity (Label Studio does so unconditionally).
+    #[arg(long, env = "STOWAGE_AMBIENT_CREDENTIALS", value_delimiter = ',')]
+    pub ambient_credentials: Vec<String>,
 
     /// Memory cap of one adapter instance, in MiB.
     #[arg(long, env = "STOWAGE_ADAPTER_MEMORY_MIB", default_value_t = 256)]

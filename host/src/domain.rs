@@ -37,6 +37,8 @@ pub struct SettingSpec {
     pub secret: bool,
     pub required: bool,
     pub default: Option<serde_json::Value>,
+    /// Default of export storages when it differs from `default`.
+    pub export_default: Option<serde_json::Value>,
     /// Server environment variable used when the setting is empty, if the operator allows
     /// ambient credentials.
     pub env_fallback: Option<String>,
@@ -198,8 +200,9 @@ pub struct Prediction {
 }
 
 /// A source or target storage. `fields` holds the type's non-secret API fields (`path`,
-/// `regex_filter`, `use_blob_urls`, ...); `secrets` the write-only ones, never returned.
-#[derive(Debug, Clone)]
+/// `regex_filter`, `use_blob_urls`, ...); `secrets` the write-only ones, never returned and never
+/// printed (`Debug` shows their names only).
+#[derive(Clone)]
 pub struct Storage {
     pub id: i64,
     pub direction: Direction,
@@ -218,6 +221,20 @@ pub struct Storage {
     pub last_sync_count: Option<i64>,
     pub last_sync_job: Option<String>,
     pub created_at: String,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("id", &self.id)
+            .field("direction", &self.direction)
+            .field("type_name", &self.type_name)
+            .field("project_id", &self.project_id)
+            .field("fields", &self.fields)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Storage {

@@ -3,8 +3,9 @@
 Env: STOWAGE_BIN (default target/release/stowage), STOWAGE_TEST_ADAPTERS (default
 target/test-adapters); for the S3 tests STOWAGE_S3_ENDPOINT, STOWAGE_S3_KEY_ID, STOWAGE_S3_SECRET,
 STOWAGE_S3_BUCKET, STOWAGE_S3_REGION (written by tests/emulators/garage.sh, exported by
-tests/run.sh). Under CI=true a missing binary/adapter/S3 server, or any skip, is a failure:
-CI must never go green by not running the tests.
+tests/run.sh); for the Redis tests STOWAGE_REDIS_HOST, STOWAGE_REDIS_PORT, STOWAGE_REDIS_PASSWORD
+(written by tests/emulators/redis.sh). Under CI=true a missing binary/adapter/S3 or Redis server,
+or any skip, is a failure: CI must never go green by not running the tests.
 """
 
 import os
@@ -162,3 +163,39 @@ def s3():
 def s3_prefix(s3, request):
     """A fresh key prefix in the shared test bucket, named after the test (no trailing slash)."""
     return f"{request.node.name}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Redis:
+    host: str
+    port: str
+    password: str
+
+    def client(self, db: int):
+        """A `redis` client on database `db` (str values), for loading tasks and reading exports."""
+        import redis
+
+        return redis.Redis(host=self.host, port=int(self.port), password=self.password, db=db,
+                           decode_responses=True)
+
+    def storage_args(self, db: int) -> dict:
+        """Connection fields of a Redis storage, as SDK `create()` keyword arguments."""
+        return {"host": self.host, "port": self.port, "password": self.password, "db": db}
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """The Redis server of this run (redis-server, started by tests/run.sh). Skips without one,
+    which under CI=true is a failure."""
+    env = {k: os.environ.get(f"STOWAGE_REDIS_{k}") for k in ("HOST", "PORT", "PASSWORD")}
+    require(bool(env["PORT"]), "no Redis server: STOWAGE_REDIS_PORT unset "
+            "(tests/run.sh starts one; or source the env of tests/emulators/redis.sh start DIR)")
+    srv = Redis(env["HOST"] or "127.0.0.1", env["PORT"], env["PASSWORD"] or "")
+    assert srv.client(1).ping()
+    return srv
+
+
+@pytest.fixture
+def redis_path(redis_server, request):
+    """A fresh key prefix, named after the test, ending in `:`."""
+    return f"{request.node.name}-{secrets.token_hex(3)}:"

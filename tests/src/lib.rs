@@ -40,7 +40,7 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addre
         token: Some(TOKEN.into()),
         call_timeout_ms,
         allow_private_addresses,
-        allow_ambient_credentials: false,
+        ambient_credentials: vec![],
         adapter_memory_mib: 64,
     }
 }

@@ -93,6 +93,17 @@ async fn misbehaving_adapter_fails_its_call_and_the_service_keeps_serving() {
     assert_eq!(s["traceback"].as_str(), Some("list: adapter failed: the adapter did not answer within 1000 ms"));
     assert!(took >= Duration::from_millis(1_000) && took < Duration::from_secs(3), "{took:?}");
 
+    // A call blocked on the network (a server that accepts and never answers) ends at the
+    // deadline too.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let body = json!({"project": project, "mode": format!("read:{addr}"), "host": "127.0.0.1", "port": addr.port().to_string(), "use_blob_urls": true});
+    let r = svc.post("/api/storages/misbehave", body).await;
+    let started = Instant::now();
+    let s = svc.post(&format!("/api/storages/misbehave/{}/sync", r.body["id"]), json!(null)).await.body;
+    assert_eq!(s["traceback"].as_str(), Some("list: adapter failed: the adapter did not answer within 1000 ms"));
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+
     // A well-behaved storage of the same adapter still works afterwards.
     let (s, _) = sync_misbehaving(&svc, project, "ok").await;
     assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(1)));

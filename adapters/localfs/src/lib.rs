@@ -93,6 +93,7 @@ impl Backend for LocalFiles {
                 secret: false,
                 required: true,
                 default_value: None,
+                export_default_value: None,
                 env_fallback: None,
                 help: "Absolute path of a directory under the server's document root".into(),
             }],

@@ -53,6 +53,7 @@ fn setting(name: &str, kind: SettingKind, secret: bool, default: Option<&str>, h
         secret,
         required: false,
         default_value: default.map(str::to_string),
+        export_default_value: None,
         env_fallback: None,
         help: help.into(),
     }
@@ -137,13 +138,16 @@ impl Backend for Redis {
                 ),
                 setting("port", SettingKind::Text, false, None, "Redis server port (default 6379)"),
                 setting("password", SettingKind::Text, true, None, "Password (AUTH); empty when the server has none"),
-                setting(
-                    "db",
-                    SettingKind::Integer,
-                    false,
-                    Some(&db),
-                    "Database number, 1 or more (Label Studio's defaults: 1 for import, 2 for export)",
-                ),
+                Setting {
+                    export_default_value: Some("2".into()),
+                    ..setting(
+                        "db",
+                        SettingKind::Integer,
+                        false,
+                        Some(&db),
+                        "Database number, 1 or more (Label Studio's defaults: 1 for import, 2 for export)",
+                    )
+                },
             ],
             grants: vec![GrantRequest::Tcp(TcpGrant {
                 host_setting: "host".into(),
@@ -332,6 +336,7 @@ mod tests {
         let db = info.settings.iter().find(|s| s.name == "db").unwrap();
         assert!(matches!(db.kind, SettingKind::Integer));
         assert_eq!(db.default_value.as_deref(), Some("1"));
+        assert_eq!(db.export_default_value.as_deref(), Some("2"));
         let port = info.settings.iter().find(|s| s.name == "port").unwrap();
         assert!(matches!(port.kind, SettingKind::Text), "Label Studio stores the port as a string");
         assert!(info.settings.iter().all(|s| !s.help.is_empty() && !s.required));

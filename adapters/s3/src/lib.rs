@@ -44,6 +44,7 @@ fn setting(name: &str, secret: bool, required: bool, env: Option<&str>, help: &s
         secret,
         required,
         default_value: None,
+        export_default_value: None,
         env_fallback: env.map(str::to_string),
         help: help.into(),
     }

@@ -54,6 +54,9 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let task = task_or_404(&app, task_id)?;
     check_result(&b.result)?;
+    if let Some(id) = b.completed_by.filter(|id| app.store.user(*id).ok().flatten().is_none()) {
+        return Err(ApiError::field("completed_by", format!("Invalid pk \"{id}\" - object does not exist.")));
+    }
     let new = NewAnnotation {
         result: b.result.unwrap_or(Value::Array(vec![])),
         // Label Studio defaults `completed_by` to the caller (`tasks/api.py::AnnotationsListAPI.perform_create`).

@@ -76,10 +76,11 @@ async fn resolve(app: Arc<App>, project_id: i64, q: FileQuery, headers: HeaderMa
         q.fileuri.as_deref().and_then(decode_fileuri).ok_or_else(|| ApiError::BadRequest("Invalid fileuri".into()))?;
     let mut resolver = Resolver::for_project(&app, project_id)?;
     let (storage, session, key) = resolver.locate(&uri).await.ok_or_else(ApiError::not_found)?;
-    if !app.registry.get(&storage.type_name).is_some_and(|a| a.info.capabilities.read) {
+    let Some(caps) = app.registry.get(&storage.type_name).map(|a| a.info.capabilities).filter(|c| c.read) else {
         return Err(ApiError::not_found());
-    }
-    let presign = storage.fields.get("presign").and_then(Value::as_bool).unwrap_or(true);
+    };
+    // An adapter that cannot presign is always proxied.
+    let presign = caps.presign && storage.fields.get("presign").and_then(Value::as_bool).unwrap_or(true);
     if presign {
         // `presign_ttl` is in minutes, as in Label Studio.
         let ttl = storage.fields.get("presign_ttl").and_then(Value::as_u64).unwrap_or(1).clamp(1, 7 * 24 * 60) * 60;
@@ -163,6 +164,8 @@ async fn proxy(
     let content_type =
         first.as_ref().and_then(|o| o.content_type.clone()).unwrap_or_else(|| "application/octet-stream".into());
     let length = if size == 0 { 0 } else { end - start + 1 };
+    let content_type =
+        HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)

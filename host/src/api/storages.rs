@@ -50,12 +50,24 @@ struct FieldSpec {
     required: bool,
     /// Declared by the adapter (a connection setting), not by the host.
     adapter: bool,
+    /// Says where the adapter connects (a directory, endpoint, host or port): changing it
+    /// requires the secrets again, so stored credentials never follow a storage elsewhere.
+    location: bool,
     /// Names a directory the sandbox grants: stored normalised.
     directory: bool,
 }
 
 fn host_field(name: &str, kind: SettingKind, default: Value) -> FieldSpec {
-    FieldSpec { name: name.into(), kind, default, secret: false, required: false, adapter: false, directory: false }
+    FieldSpec {
+        name: name.into(),
+        kind,
+        default,
+        secret: false,
+        required: false,
+        adapter: false,
+        location: false,
+        directory: false,
+    }
 }
 
 /// The fields of a storage type in one direction, with Label Studio's defaults (reference §1.1).
@@ -79,13 +91,24 @@ fn field_specs(info: &AdapterInfo, dir: Direction) -> Vec<FieldSpec> {
     }
     for s in &info.settings {
         specs.retain(|h| h.name != s.name);
+        let default = match dir {
+            Direction::Export => s.export_default.as_ref().or(s.default.as_ref()),
+            Direction::Import => s.default.as_ref(),
+        };
         specs.push(FieldSpec {
             name: s.name.clone(),
             kind: s.kind,
-            default: s.default.clone().unwrap_or(Value::Null),
+            default: default.cloned().unwrap_or(Value::Null),
             secret: s.secret,
             required: s.required,
             adapter: true,
+            location: info.grants.iter().any(|g| match g {
+                GrantRequest::Directory(f) => *f == s.name,
+                GrantRequest::Http { endpoint_setting, .. } => *endpoint_setting == s.name,
+                GrantRequest::Tcp { host_setting, port_setting, .. } => {
+                    *host_setting == s.name || *port_setting == s.name
+                }
+            }),
             directory: info.grants.contains(&GrantRequest::Directory(s.name.clone())),
         });
     }
@@ -161,6 +184,9 @@ fn apply_body(
         let Some(v) = body.get(&spec.name) else { continue };
         let v = match coerce(spec.kind, v) {
             Ok(Value::String(dir)) if spec.directory => Value::String(grants::normalize_directory(&dir)),
+            // Clients send explicit nulls for fields they leave alone (the legacy SDK does);
+            // a typed field with a default takes it.
+            Ok(Value::Null) if spec.kind != SettingKind::Text => spec.default.clone(),
             Ok(v) => v,
             Err(m) => {
                 add(errors, &spec.name, m);
@@ -373,8 +399,8 @@ async fn update(
     let specs = field_specs(&adapter_or_404(&app, &type_name, dir)?.info, dir);
     let mut errors = Errors::new();
     let changed = apply_body(&app, &mut s, &specs, &body, &mut errors)?;
-    let settings_changed = changed.iter().any(|name| specs.iter().any(|f| f.name == *name && !f.secret));
-    if settings_changed {
+    let moved = changed.iter().any(|name| specs.iter().any(|f| f.name == *name && f.location));
+    if moved {
         for spec in specs.iter().filter(|f| f.secret && !body.contains_key(&f.name) && s.secrets.contains_key(&f.name))
         {
             add(&mut errors, &spec.name, "Enter this secret again when changing the connection settings.");
@@ -388,6 +414,7 @@ async fn update(
         validate_connection(&app, &s).await?;
     }
     app.store.update_storage(&s)?;
+    app.sessions.forget(s.id);
     Ok(Json(storage_json(&app, &s)))
 }
 
@@ -399,6 +426,7 @@ async fn delete(
 ) -> ApiResult<StatusCode> {
     storage_or_404(&app, &type_name, direction(&path), id)?;
     app.store.delete_storage(id)?;
+    app.sessions.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -417,6 +445,8 @@ async fn sync_now(
             json!({"message": format!("Storage {id} is not synchronizable")}),
         ));
     }
+    // Label Studio validates the connection first: a storage that cannot connect gets 400.
+    validate_connection(&app, &s).await?;
     sync::run_sync(app.clone(), s).await?;
     Ok(Json(storage_json(&app, &storage_or_404(&app, &type_name, direction(&path), id)?)))
 }

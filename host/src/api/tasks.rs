@@ -86,10 +86,11 @@ async fn list(State(app): AppState, _: Caller, Query(q): Query<ListQuery>) -> Ap
     let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
     let (total, total_annotations, total_predictions) = app.store.project_counts(project_id)?;
     // Label Studio answers a page past the end with 404 "Invalid page."; the SDK pager stops there.
-    if page < 1 || (page > 1 && (page - 1) * page_size >= total) {
+    let offset = (page - 1).checked_mul(page_size).filter(|o| page >= 1 && (page == 1 || *o < total));
+    let Some(offset) = offset else {
         return Err(ApiError::NotFound("Invalid page.".into()));
-    }
-    let rows = app.store.tasks_page(project_id, (page - 1) * page_size, page_size)?;
+    };
+    let rows = app.store.tasks_page(project_id, offset, page_size)?;
     let all = q.fields.as_deref() == Some("all");
     let mut tasks = rows
         .iter()

@@ -63,16 +63,19 @@ pub mod since_v0_1_0 {
                         wit::SettingKind::Boolean => domain::SettingKind::Boolean,
                         wit::SettingKind::Integer => domain::SettingKind::Integer,
                     };
-                    let default = s.default_value.map(|v| match kind {
+                    let typed = |v: String| match kind {
                         domain::SettingKind::Text => serde_json::Value::String(v),
                         _ => serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v)),
-                    });
+                    };
+                    let default = s.default_value.map(typed);
+                    let export_default = s.export_default_value.map(typed);
                     domain::SettingSpec {
                         name: s.name,
                         kind,
                         secret: s.secret,
                         required: s.required,
                         default,
+                        export_default,
                         env_fallback: s.env_fallback,
                         help: s.help,
                     }

@@ -22,6 +22,8 @@ const DNS_FAILURE: &str = "cannot resolve";
 pub struct Egress {
     pub rules: Vec<HostRule>,
     pub allow_private_addresses: bool,
+    /// Cap on the connect, first-byte and between-bytes timeouts (wasmtime's default is 600 s).
+    pub timeout: std::time::Duration,
 }
 
 /// Whether `ip` is a public unicast address: not loopback, private (RFC 1918, ULA), link-local
@@ -147,6 +149,12 @@ impl WasiHttpHooks for Egress {
     > {
         let rules = self.rules.clone();
         let allow_private = self.allow_private_addresses;
+        let cap = |t: Option<std::time::Duration>| Some(t.map_or(self.timeout, |t| t.min(self.timeout)));
+        let options = Some(RequestOptions {
+            connect_timeout: cap(options.and_then(|o| o.connect_timeout)),
+            first_byte_timeout: cap(options.and_then(|o| o.first_byte_timeout)),
+            between_bytes_timeout: cap(options.and_then(|o| o.between_bytes_timeout)),
+        });
         Box::new(async move {
             use http_body_util::BodyExt;
 

@@ -72,7 +72,11 @@ fn new_store(engine: &Engine, grant: &Grant, limits: &Limits) -> Result<Store<Sa
     let data = Sandbox {
         wasi: wasi.build(),
         http: WasiHttpCtx::new(),
-        egress: Egress { rules: grant.http_hosts.clone(), allow_private_addresses: grant.allow_private_addresses },
+        egress: Egress {
+            rules: grant.http_hosts.clone(),
+            allow_private_addresses: grant.allow_private_addresses,
+            timeout: limits.call_timeout,
+        },
         table: ResourceTable::new(),
         limits: StoreLimitsBuilder::new().memory_size(limits.memory_bytes).trap_on_grow_failure(true).build(),
         deadline: Instant::now(),
@@ -150,14 +154,20 @@ macro_rules! call {
             let $api = live.bindings.stowage_storage_backend_api().backend();
             let $store = &mut live.store;
             let $backend = live.backend;
-            $body.await
+            // The epoch deadline stops a running guest; this one also covers a guest waiting on
+            // the network (a server that accepts and never answers).
+            tokio::time::timeout(limits.call_timeout, $body).await
         };
         match result {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(v0_1_0::error($op, e)),
-            Err(e) => {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => Err(v0_1_0::error($op, e)),
+            Ok(Err(e)) => {
                 $self.live = None;
                 Err(trap($op, e, &limits))
+            }
+            Err(_elapsed) => {
+                $self.live = None;
+                Err(trap($op, wasmtime::Error::msg(DEADLINE), &limits))
             }
         }
     }};

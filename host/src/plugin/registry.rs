@@ -58,6 +58,9 @@ impl Registry {
                 Err(e) => tracing::error!(file, "adapter refused: {e:#}"),
             }
         }
+        if registry.adapters.is_empty() {
+            tracing::warn!("no storage adapter loaded from {}: build them with adapters/build.sh", dir.display());
+        }
         Ok(registry)
     }
 

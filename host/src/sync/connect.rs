@@ -32,12 +32,13 @@ fn plain(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// The server environment's value for an empty setting, only when the operator allows it.
+/// The server environment's value for an empty setting, only for variables the operator listed.
 fn ambient(app: &App, variable: Option<&str>) -> Option<String> {
-    if !app.settings.allow_ambient_credentials {
+    let variable = variable?;
+    if !app.settings.ambient_credentials.iter().any(|v| v == variable) {
         return None;
     }
-    std::env::var(variable?).ok().filter(|v| !v.is_empty())
+    std::env::var(variable).ok().filter(|v| !v.is_empty())
 }
 
 /// Opens a session on `storage`. Directory settings are checked against the document root and
@@ -100,6 +101,12 @@ impl SessionPool {
             Some(session) => Ok(session),
             None => connect(app, storage),
         }
+    }
+
+    /// Drops the idle sessions of a storage (after it is edited or deleted), so no instance opened
+    /// with old settings or secrets lingers.
+    pub fn forget(&self, storage_id: i64) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _), _| *id != storage_id);
     }
 
     /// Returns a session for reuse (dropped when the storage already has enough idle ones).

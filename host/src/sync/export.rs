@@ -89,8 +89,12 @@ pub async fn annotation_deleted(app: &App, links: Vec<ExportLink>) {
         if !storage.flag("can_delete_objects") {
             continue;
         }
-        let result = match connect(app, &storage) {
-            Ok(mut session) => with_retry!(session.delete(std::slice::from_ref(&link.key))),
+        let result = match app.sessions.checkout(app, &storage) {
+            Ok(mut session) => {
+                let deleted = with_retry!(session.delete(std::slice::from_ref(&link.key)));
+                app.sessions.checkin(&storage, session);
+                deleted
+            }
             Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "delete", e.to_string())),
         };
         if let Err(e) = result {

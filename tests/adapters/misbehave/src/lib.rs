@@ -1,6 +1,7 @@
 //! A deliberately broken adapter for the sandbox tests. Its `mode` setting picks the misbehaviour
 //! of `list` and `get`: `trap` panics, `loop` spins forever, `alloc` allocates without bound;
-//! `connect:ADDR` opens a TCP connection to ADDR (its grant is `host`:`port` only); `env` lists the
+//! `connect:ADDR` opens a TCP connection to ADDR (its grant is `host`:`port` only); `read:ADDR`
+//! connects and waits for bytes that never come; `env` lists the
 //! environment variables it can see as keys; anything else returns one entry, so a healthy call
 //! can be told apart from a failed one.
 
@@ -43,6 +44,16 @@ impl Misbehave {
                 Err(e) => Err(Error::Denied(format!("connect to {addr}: {e}"))),
             });
         }
+        if let Some(addr) = self.mode.strip_prefix("read:") {
+            // Connects, then waits for bytes that never come: a call blocked on the network.
+            let mut stream = match std::net::TcpStream::connect(addr) {
+                Ok(s) => s,
+                Err(e) => return Some(Err(Error::Denied(format!("connect to {addr}: {e}")))),
+            };
+            let mut buf = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stream, &mut buf);
+            return Some(Ok(vec![entry(format!("read {} bytes", buf.len()))]));
+        }
         (self.mode == "env").then(|| Ok(std::env::vars().map(|(k, _)| entry(k)).collect()))
     }
 }
@@ -60,6 +71,7 @@ impl Backend for Misbehave {
                     secret: false,
                     required: true,
                     default_value: None,
+                    export_default_value: None,
                     env_fallback: None,
                     help: "trap, loop, alloc, connect:ADDR, env or ok".into(),
                 },
@@ -69,6 +81,7 @@ impl Backend for Misbehave {
                     secret: false,
                     required: false,
                     default_value: None,
+                    export_default_value: None,
                     env_fallback: None,
                     help: "the one host the adapter may connect to".into(),
                 },
@@ -78,6 +91,7 @@ impl Backend for Misbehave {
                     secret: false,
                     required: false,
                     default_value: None,
+                    export_default_value: None,
                     env_fallback: None,
                     help: "the one port the adapter may connect to".into(),
                 },
