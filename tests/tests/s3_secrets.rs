@@ -104,3 +104,35 @@ async fn wrong_credentials_are_refused_and_no_secret_leaks() {
         }
     }
 }
+
+/// The address policy applies when connecting, not only when a storage is created: a storage
+/// created while loopback was allowed is refused after a restart under the default policy.
+#[tokio::test]
+async fn the_address_policy_is_checked_at_connect_time() {
+    let Some(s3) = s3_env() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut seen = String::new();
+    let service = Process::start(tmp.path(), port, &["--allow-private-addresses"]).await;
+    let (_, project) =
+        call(reqwest::Method::POST, format!("{base}/api/projects"), json!({"title": "policy"}), &mut seen).await;
+    let mut fields = s3.fields(&s3.bucket, "");
+    fields["project"] = project["id"].clone();
+    fields["use_blob_urls"] = json!(true);
+    let (status, created) = call(reqwest::Method::POST, format!("{base}/api/storages/s3"), fields, &mut seen).await;
+    assert_eq!(status, 201, "{created:?}");
+    drop(service);
+
+    let _strict = Process::start(tmp.path(), port, &[]).await;
+    let sync = format!("{base}/api/storages/s3/{}/sync", created["id"]);
+    let (status, r) = call(reqwest::Method::POST, sync, Value::Null, &mut seen).await;
+    assert_eq!(status, 400);
+    let message = r["validation_errors"]["non_field_errors"][0].as_str().unwrap();
+    assert!(message.starts_with("the stowage host refused the connection to 127.0.0.1:"), "{message}");
+    let log = std::fs::read_to_string(tmp.path().join("service.log")).unwrap();
+    assert!(
+        log.contains("resolves to the reserved address 127.0.0.1 (allow with --allow-private-addresses)"),
+        "the log says why"
+    );
+}
