@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// The `stowage` command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "stowage",
@@ -16,6 +17,7 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `stowage` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the REST API service.

@@ -158,6 +158,7 @@ pub struct NewTask {
     pub predictions: Vec<NewPrediction>,
 }
 
+/// An annotation to create. `result` is Label Studio's list of regions; `lead_time` is in seconds.
 #[derive(Debug, Clone, Default)]
 pub struct NewAnnotation {
     pub result: serde_json::Value,
@@ -167,6 +168,7 @@ pub struct NewAnnotation {
     pub lead_time: Option<f64>,
 }
 
+/// A prediction to create (`result` as in annotations; `score` model confidence, if given).
 #[derive(Debug, Clone, Default)]
 pub struct NewPrediction {
     pub result: serde_json::Value,
@@ -174,6 +176,7 @@ pub struct NewPrediction {
     pub model_version: String,
 }
 
+/// A stored annotation; timestamps in Label Studio's API format.
 #[derive(Debug, Clone)]
 pub struct Annotation {
     pub id: i64,
@@ -188,6 +191,7 @@ pub struct Annotation {
     pub updated_at: String,
 }
 
+/// A stored prediction.
 #[derive(Debug, Clone)]
 pub struct Prediction {
     pub id: i64,
@@ -265,10 +269,12 @@ impl Storage {
         }
     }
 
+    /// A non-empty text field, e.g. `regex_filter`; `None` when unset, null or empty.
     pub fn text(&self, name: &str) -> Option<&str> {
         self.fields.get(name).and_then(|v| v.as_str()).filter(|s| !s.is_empty())
     }
 
+    /// A boolean field; unset or null is `false`.
     pub fn flag(&self, name: &str) -> bool {
         self.fields.get(name).and_then(|v| v.as_bool()).unwrap_or(false)
     }

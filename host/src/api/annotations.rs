@@ -19,6 +19,7 @@ use crate::domain::NewAnnotation;
 use crate::sync::export;
 use crate::tasks::document;
 
+/// The annotations routes.
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/api/tasks/{id}/annotations", get(list).post(create))

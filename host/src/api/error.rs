@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 /// Label Studio version whose API stowage follows.
 pub const LS_VERSION: &str = "1.23.2";
 
+/// Every error an API handler returns; rendered in Label Studio's body shape.
 #[derive(Debug)]
 pub enum ApiError {
     /// 400 with a message.
@@ -35,6 +36,7 @@ impl ApiError {
         ApiError::Validation(BTreeMap::from([(name.to_string(), vec![message.into()])]))
     }
 
+    /// 404 `Not found.`, Django REST framework's wording.
     pub fn not_found() -> ApiError {
         ApiError::NotFound("Not found.".into())
     }
@@ -82,6 +84,7 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The result of an API handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// JSON body extractor whose rejections use the Label Studio error shape.

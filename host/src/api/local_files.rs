@@ -23,6 +23,7 @@ use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{Direction, GrantRequest};
 
+/// The local files routes.
 pub fn routes() -> Router<Arc<App>> {
     Router::new().route("/data/local-files", get(serve))
 }

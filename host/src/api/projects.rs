@@ -14,6 +14,7 @@ use crate::App;
 use crate::domain::Project;
 use crate::tasks::task_from_value;
 
+/// The projects routes.
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/api/projects", get(list).post(create))

@@ -30,6 +30,7 @@ use crate::tasks::uri::decode_fileuri;
 /// 8 MiB); also the chunk size of a streamed whole object.
 pub const MAX_RANGE: u64 = 8 << 20;
 
+/// The URI resolver routes.
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/tasks/{id}/resolve", get(task_resolve))

@@ -20,6 +20,7 @@ use crate::domain::{AdapterInfo, Direction, GrantRequest, SettingKind, Storage};
 use crate::plugin::{Adapter, grants};
 use crate::sync::{self, ConnectError, connect};
 
+/// The storages routes.
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/api/storages", get(list_all))

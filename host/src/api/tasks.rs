@@ -17,6 +17,7 @@ use crate::domain::{Project, Task};
 use crate::tasks::resolver::Resolver;
 use crate::tasks::{document, uri};
 
+/// The tasks routes.
 pub fn routes() -> Router<Arc<App>> {
     Router::new().route("/api/tasks", get(list)).route("/api/tasks/{id}", get(read).delete(delete))
 }

@@ -30,6 +30,8 @@ pub enum HostRule {
 }
 
 impl HostRule {
+    /// Whether a request to `host:port` is within this rule (host names compare case-insensitively,
+    /// without a trailing dot; a suffix rule never matches the bare suffix).
     pub fn allows(&self, host: &str, port: u16) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         match self {

@@ -187,6 +187,7 @@ impl Session {
         Session { adapter, engine, limits, grant, settings, secrets, live: None }
     }
 
+    /// The adapter's manifest.
     pub fn info(&self) -> &AdapterInfo {
         &self.adapter.info
     }
@@ -234,6 +235,7 @@ impl Session {
         Ok(Page { entries: page.entries.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
     }
 
+    /// Metadata of one object; `NotFound` when missing.
     pub async fn stat(&mut self, key: &str) -> Result<Entry, StorageError> {
         call!(self, "stat", |api, store, backend| api.call_stat(store, backend, key)).map(Into::into)
     }
@@ -244,10 +246,12 @@ impl Session {
         call!(self, "get", |api, store, backend| api.call_get(store, backend, key, range)).map(Into::into)
     }
 
+    /// Writes (creates or replaces) an object.
     pub async fn put(&mut self, key: &str, body: &[u8], content_type: Option<&str>) -> Result<(), StorageError> {
         call!(self, "put", |api, store, backend| api.call_put(store, backend, key, body, content_type))
     }
 
+    /// Deletes objects; missing ones are not an error.
     pub async fn delete(&mut self, keys: &[String]) -> Result<(), StorageError> {
         call!(self, "delete", |api, store, backend| api.call_delete(store, backend, keys))
     }

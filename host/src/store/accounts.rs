@@ -51,20 +51,24 @@ impl Store {
         Ok(created)
     }
 
+    /// Whether any user exists (first start or not).
     pub fn has_users(&self) -> Result<bool> {
         Ok(self.conn().query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
     }
 
+    /// The user an API token belongs to.
     pub fn user_by_token(&self, token: &str) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = (SELECT user_id FROM tokens WHERE key = ?1)");
         Ok(self.conn().query_row(&sql, [token], user).optional()?)
     }
 
+    /// One user, or `None`.
     pub fn user(&self, id: i64) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?1");
         Ok(self.conn().query_row(&sql, [id], user).optional()?)
     }
 
+    /// Creates a project owned by `created_by` and returns it.
     pub fn create_project(
         &self,
         title: &str,
@@ -83,11 +87,13 @@ impl Store {
         Ok(conn.query_row(&sql, [id], project)?)
     }
 
+    /// One project, or `None`.
     pub fn project(&self, id: i64) -> Result<Option<Project>> {
         let sql = format!("SELECT {PROJECT_COLS} FROM projects WHERE id = ?1");
         Ok(self.conn().query_row(&sql, [id], project).optional()?)
     }
 
+    /// All projects, in id order.
     pub fn projects(&self) -> Result<Vec<Project>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLS} FROM projects ORDER BY id"))?;

@@ -88,6 +88,7 @@ impl Store {
         Ok(conn.query_row(&format!("SELECT {STORAGE_COLS} FROM storages WHERE id = ?1"), [id], storage)?)
     }
 
+    /// One storage of any type and direction, or `None`.
     pub fn storage(&self, id: i64) -> Result<Option<Storage>> {
         Ok(self
             .conn()
@@ -128,6 +129,7 @@ impl Store {
         Ok(self.conn().execute("DELETE FROM storages WHERE id = ?1", [id])? > 0)
     }
 
+    /// Saves a storage's sync status columns.
     pub fn save_sync_progress(&self, id: i64, p: &SyncProgress) -> Result<()> {
         self.conn().execute(
             "UPDATE storages SET status = ?2, traceback = ?3, meta = ?4, last_sync = ?5, last_sync_count = ?6, last_sync_job = ?7 WHERE id = ?1",
@@ -197,6 +199,7 @@ impl Store {
         Ok(created)
     }
 
+    /// Records that an annotation was written to `key` of an export storage.
     pub fn upsert_export_link(&self, storage_id: i64, annotation_id: i64, key: &str) -> Result<()> {
         let at = now();
         self.conn().execute(
@@ -207,6 +210,7 @@ impl Store {
         Ok(())
     }
 
+    /// Where an annotation was exported, by storage.
     pub fn export_links(&self, annotation_id: i64) -> Result<Vec<ExportLink>> {
         let conn = self.conn();
         let mut stmt = conn
@@ -235,6 +239,7 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a sync run finished with its final status.
     pub fn finish_sync_run(&self, run_id: i64, status: &str) -> Result<()> {
         self.conn().execute(
             "UPDATE sync_runs SET status = ?2, finished_at = ?3 WHERE id = ?1",

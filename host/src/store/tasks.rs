@@ -128,14 +128,17 @@ impl Store {
         Ok(stmt.query_map(params![project_id, limit, offset], task)?.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// One task with its counts, or `None`.
     pub fn task(&self, id: i64) -> Result<Option<Task>> {
         Ok(self.conn().query_row(&format!("{TASK_SELECT} WHERE t.id = ?1"), [id], task).optional()?)
     }
 
+    /// Deletes a task with its annotations, predictions and link; `false` when there was none.
     pub fn delete_task(&self, id: i64) -> Result<bool> {
         Ok(self.conn().execute("DELETE FROM tasks WHERE id = ?1", [id])? > 0)
     }
 
+    /// Predictions of a task, in id order.
     pub fn predictions(&self, task_id: i64) -> Result<Vec<Prediction>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
@@ -155,6 +158,7 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Annotations of a task, in id order.
     pub fn annotations(&self, task_id: i64) -> Result<Vec<Annotation>> {
         let conn = self.conn();
         let mut stmt =
@@ -169,6 +173,7 @@ impl Store {
         Ok(stmt.query_map([project_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Creates an annotation and returns it as stored.
     pub fn create_annotation(&self, task_id: i64, project_id: i64, a: &NewAnnotation) -> Result<Annotation> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -178,6 +183,7 @@ impl Store {
         Ok(self.annotation(id)?.expect("annotation just inserted"))
     }
 
+    /// One annotation, or `None`.
     pub fn annotation(&self, id: i64) -> Result<Option<Annotation>> {
         let sql = format!("SELECT {ANNOTATION_COLS} FROM annotations WHERE id = ?1");
         Ok(self.conn().query_row(&sql, [id], annotation).optional()?)
@@ -200,6 +206,7 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes an annotation (its export links go with it); `false` when there was none.
     pub fn delete_annotation(&self, id: i64) -> Result<bool> {
         Ok(self.conn().execute("DELETE FROM annotations WHERE id = ?1", [id])? > 0)
     }
