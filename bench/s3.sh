@@ -16,8 +16,9 @@ RESOLVES=${RESOLVES:-2000}
 CLIENTS=${CLIENTS:-8}
 UPLOAD_THREADS=${UPLOAD_THREADS:-32}
 BIND=${BENCH_BIND:-127.0.0.1:18090}
-URL=http://$BIND
-TOKEN=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
+EMULATOR=garage
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 PY=${STOWAGE_CACHE:-$HOME/.cache/stowage}/venv/bin/python
 
 "$PY" -c 'import boto3' 2>/dev/null || {
@@ -25,23 +26,8 @@ PY=${STOWAGE_CACHE:-$HOME/.cache/stowage}/venv/bin/python
     exit 1
 }
 
-adapters/build.sh
-cargo build --release -p stowage
-tests/emulators/garage.sh install
-
-TMP=$(mktemp -d)
-TMP=$(cd "$TMP" && pwd -P)
-PID=
-stop() { if [[ -n $PID ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; PID=; }
-trap 'stop || true; tests/emulators/garage.sh stop "$TMP/garage" || true; rm -rf "$TMP"' EXIT
-trap 'exit 130' INT TERM
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-rss_mb() { awk -v k="$1" '$1 == k":" {printf "%.1f", $2 / 1024}' "/proc/$PID/status"; }
-
-tests/emulators/garage.sh start "$TMP/garage" >/dev/null
-# shellcheck disable=SC1091
-source "$TMP/garage/env"
+build
+start_emulator
 
 echo "uploading $N blob objects and $N JSON task objects to $STOWAGE_S3_ENDPOINT/$STOWAGE_S3_BUCKET ($UPLOAD_THREADS threads) ..."
 "$PY" - "$N" "$UPLOAD_THREADS" <<'EOF'
@@ -66,63 +52,21 @@ dt = time.monotonic() - t0
 print(f"uploaded {len(objects)} objects in {dt:.1f} s ({len(objects) / dt:.0f} PUT/s)")
 EOF
 
-mkdir -p "$TMP/root" "$TMP/data"
-STOWAGE_TOKEN=$TOKEN target/release/stowage serve --bind "$BIND" --data-dir "$TMP/data" \
-    --adapters-dir target/adapters --document-root "$TMP/root" --allow-private-addresses \
-    >>"$TMP/server.log" 2>&1 &
-PID=$!
-until curl -sf -o /dev/null "$URL/health"; do
-    kill -0 "$PID" 2>/dev/null || { cat "$TMP/server.log" >&2; echo "stowage died" >&2; exit 1; }
-    sleep 0.01
-done
+start --allow-private-addresses
 sleep 1
 RSS_IDLE=$(rss_mb VmRSS)
-
-api() { # METHOD PATH [JSON] -> prints the body; on HTTP >= 400 shows it and fails
-    local out code
-    out=$(curl -sS -w '\n%{http_code}' -X "$1" -H "Authorization: Token $TOKEN" \
-        -H 'Content-Type: application/json' ${3:+--data "$3"} "$URL$2") || return
-    code=${out##*$'\n'} out=${out%$'\n'*}
-    if ((code >= 400)); then echo "$1 $2 -> HTTP $code: $out" >&2; return 1; fi
-    printf '%s' "$out"
-}
-get() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-
-sync_ms() { # STORAGE_ID EXPECTED_COUNT; sets SYNC_MS = ms until the sync has finished
-    local t0 t1 r status
-    t0=$(now_ms)
-    r=$(api POST "/api/storages/s3/$1/sync")
-    t1=$(now_ms) # before parsing: python start-up is not the service's time
-    # LS runs syncs inline without a queue; if this one is queued, poll until it settles.
-    while status=$(get status <<<"$r"); [[ $status == queued || $status == in_progress ]]; do
-        sleep 0.02
-        r=$(api GET "/api/storages/s3/$1")
-        t1=$(now_ms)
-    done
-    SYNC_MS=$((t1 - t0))
-    local count
-    count=$(get last_sync_count <<<"$r")
-    if [[ $status != completed || $count != "$2" ]]; then
-        echo "sync of storage $1: status=$status last_sync_count=$count (want completed/$2)" >&2
-        echo "$r" >&2
-        exit 1
-    fi
-}
 
 conn="\"bucket\": \"$STOWAGE_S3_BUCKET\", \"aws_access_key_id\": \"$STOWAGE_S3_KEY_ID\", \
 \"aws_secret_access_key\": \"$STOWAGE_S3_SECRET\", \"region_name\": \"$STOWAGE_S3_REGION\", \
 \"s3_endpoint\": \"$STOWAGE_S3_ENDPOINT\""
-r=$(api POST /api/projects/ '{"title": "bench", "label_config": "<View><Text name=\"text\" value=\"$text\"/></View>"}')
-PROJECT=$(get id <<<"$r")
-r=$(api POST /api/storages/s3 "{\"project\": $PROJECT, $conn, \"prefix\": \"bench/blobs\", \"use_blob_urls\": true, \"presign\": true, \"presign_ttl\": 15}")
-BLOB=$(get id <<<"$r")
-r=$(api POST /api/storages/s3 "{\"project\": $PROJECT, $conn, \"prefix\": \"bench/tasks\", \"use_blob_urls\": false}")
-JSON=$(get id <<<"$r")
+PROJECT=$(create_project)
+BLOB=$(create /api/storages/s3 "{\"project\": $PROJECT, $conn, \"prefix\": \"bench/blobs\", \"use_blob_urls\": true, \"presign\": true, \"presign_ttl\": 15}")
+JSON=$(create /api/storages/s3 "{\"project\": $PROJECT, $conn, \"prefix\": \"bench/tasks\", \"use_blob_urls\": false}")
 
-sync_ms "$BLOB" "$N"; BLOB_MS=$SYNC_MS
-sync_ms "$JSON" "$N"; JSON_MS=$SYNC_MS
-sync_ms "$BLOB" 0; NOOP_BLOB_MS=$SYNC_MS
-sync_ms "$JSON" 0; NOOP_JSON_MS=$SYNC_MS
+sync_ms s3 "$BLOB" "$N"; BLOB_MS=$SYNC_MS
+sync_ms s3 "$JSON" "$N"; JSON_MS=$SYNC_MS
+sync_ms s3 "$BLOB" 0; NOOP_BLOB_MS=$SYNC_MS
+sync_ms s3 "$JSON" 0; NOOP_JSON_MS=$SYNC_MS
 RSS_AFTER=$(rss_mb VmRSS)
 
 # Resolver links of the first RESOLVES blob tasks, as GET /api/tasks/ serves them, fed to
@@ -168,9 +112,8 @@ fi
 RSS_END=$(rss_mb VmRSS)
 RSS_PEAK=$(rss_mb VmHWM)
 
-rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }'; }
-printf '\n%-44s %12s\n' "stowage S3 bench ($N objects per mode, garage)" "figure"
-printf '%-44s %12s\n' "blob-mode sync" "$BLOB_MS ms" \
+table 44 "stowage S3 bench ($N objects per mode, garage)" \
+    "blob-mode sync" "$BLOB_MS ms" \
     "  tasks/s" "$(rate "$N" "$BLOB_MS")" \
     "JSON-mode sync" "$JSON_MS ms" \
     "  tasks/s" "$(rate "$N" "$JSON_MS")" \

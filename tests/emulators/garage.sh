@@ -18,7 +18,9 @@ GARAGE=${GARAGE_BIN:-$ROOT/bin/garage}
 BUCKET=stowage-test
 REGION=us-east-1
 
-die() { echo "garage.sh: $*" >&2; exit 1; }
+NAME=garage
+# shellcheck source=tests/emulators/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 install() {
     if [[ -x $GARAGE ]] && "$GARAGE" --version 2>/dev/null | grep -q "$VERSION"; then
@@ -28,41 +30,18 @@ install() {
     CARGO_TARGET_DIR=$CACHE/garage-target cargo install "garage@$VERSION" --locked --root "$ROOT"
 }
 
-# Free TCP ports on 127.0.0.1 (bound to port 0, then released), the key id (GK + 24 hex),
-# the 64-hex secret key and the RPC secret, on one line.
-randoms() {
-    python3 - <<'EOF'
-import secrets, socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-ports = [s.getsockname()[1] for s in socks]
-for s in socks:
-    s.close()
-print(*ports, "GK" + secrets.token_hex(12), secrets.token_hex(32), secrets.token_hex(32))
-EOF
-}
-
-# Waits up to 10 s for `curl` on the admin health URL to succeed (with -f: 200 only).
+# Waits up to 5 s for `curl` on the admin health URL to succeed (with -f: 200 only).
 wait_health() { # <admin port> <curl flags>
-    for _ in $(seq 100); do
-        curl $2 -o /dev/null --max-time 1 "http://127.0.0.1:$1/health" 2>/dev/null && return 0
-        kill -0 "$(cat "$DIR/garage.pid")" 2>/dev/null || { tail -20 "$DIR/garage.log" >&2; die "server exited"; }
-        sleep 0.05
-    done
-    tail -20 "$DIR/garage.log" >&2
-    die "server not healthy after 5 s"
+    # shellcheck disable=SC2086 # $2: the curl flags
+    wait_until 100 "server not healthy after 5 s" curl $2 -o /dev/null --max-time 1 "http://127.0.0.1:$1/health"
 }
 
 start() {
     [[ -x $GARAGE ]] || die "garage is not installed; run: $0 install"
-    mkdir -p "$DIR"
-    DIR=$(cd "$DIR" && pwd)
-    if [[ -f $DIR/garage.pid ]] && kill -0 "$(cat "$DIR/garage.pid")" 2>/dev/null; then
-        die "a server is already running for $DIR (pid $(cat "$DIR/garage.pid")); stop it first"
-    fi
-    rm -rf "$DIR/garage"
-    read -r S3_PORT RPC_PORT ADMIN_PORT KEY_ID SECRET RPC_SECRET < <(randoms)
+    fresh_dir
+    # Free ports, the key id (GK + 24 hex), the 64-hex secret key and the RPC secret.
+    read -r S3_PORT RPC_PORT ADMIN_PORT KEY_ID SECRET RPC_SECRET < <(randoms 3 12 32 32)
+    KEY_ID=GK$KEY_ID
     cat >"$DIR/garage.toml" <<EOF
 metadata_dir = "$DIR/garage/meta"
 data_dir = "$DIR/garage/data"
@@ -106,25 +85,7 @@ EOF
     cat "$DIR/env"
 }
 
-stop() {
-    local pid
-    pid=$(cat "$DIR/garage.pid" 2>/dev/null) || return 0
-    if kill "$pid" 2>/dev/null; then
-        # Garage takes 2-5 s to exit on SIGTERM; give it 15 s, then kill it.
-        for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-    fi
-    rm -f "$DIR/garage.pid"
-}
+# Garage takes 2-5 s to exit on SIGTERM; give it 15 s, then kill it.
+stop() { stop_server 300; }
 
-cmd=${1:-}
-case $cmd in
-    install) install ;;
-    start | stop)
-        [[ $# -eq 2 ]] || die "usage: $0 $cmd DIR"
-        DIR=$2
-        $cmd
-        ;;
-    *) die "usage: $0 install | start DIR | stop DIR" ;;
-esac
+main "$@"

@@ -5,30 +5,11 @@ written against LS must see the same task data, statuses, counts and exported fi
 """
 
 import json
-import struct
-import zlib
 from pathlib import Path
 from urllib.parse import quote
 
 import requests
-
-IMAGE_CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <Choices name="label" toName="image"><Choice value="cat"/><Choice value="dog"/></Choices>
-</View>"""
-TEXT_CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text"><Choice value="pos"/><Choice value="neg"/></Choices>
-</View>"""
-
-
-def png(width: int, height: int, rgb: tuple) -> bytes:
-    """A small valid PNG, so the 'images' are real images without an imaging dependency."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+from helpers import IMAGE_CONFIG, TEXT_CONFIG, api, canon, png, project, tasks_of
 
 
 def write(path: Path, content) -> Path:
@@ -40,19 +21,6 @@ def write(path: Path, content) -> Path:
 def file_url(server, path: Path) -> str:
     # LS: "/data/local-files/?d=" + quote(path relative to the document root), '/' kept.
     return "/data/local-files/?d=" + quote(str(path.relative_to(server.doc_root)))
-
-
-def tasks_of(client, project_id: int) -> list:
-    return list(client.tasks.list(project=project_id))
-
-
-def canon(dicts) -> list:
-    """Order-insensitive comparison of task data (LS orders by basename; we don't rely on it)."""
-    return sorted(dicts, key=lambda d: json.dumps(d, sort_keys=True))
-
-
-def project(client, title: str, config: str) -> int:
-    return client.projects.create(title=title, label_config=config).id
 
 
 def make_images(d: Path) -> dict:
@@ -212,7 +180,7 @@ def test_local_files_url_serves_bytes(server, client, workdir):
     url = task.data["image"]
     assert url == file_url(server, images_dir / "red.png")
 
-    r = requests.get(server.url + url, headers=server.auth, timeout=10)
+    r = api(server, "GET", url, timeout=10)
     assert r.status_code == 200, r.text
     assert r.content == body
     assert r.headers["Content-Length"] == str(len(body))
@@ -220,7 +188,6 @@ def test_local_files_url_serves_bytes(server, client, workdir):
     assert requests.get(server.url + url, timeout=10).status_code == 401
 
     for d in ("../..", "../../etc/passwd", f"{workdir.name}/private/secret.txt"):
-        r = requests.get(f"{server.url}/data/local-files/", params={"d": d},
-                         headers=server.auth, timeout=10)
+        r = api(server, "GET", "/data/local-files/", params={"d": d}, timeout=10)
         assert 400 <= r.status_code < 500, (d, r.status_code, r.text)
         assert b"outside every storage" not in r.content

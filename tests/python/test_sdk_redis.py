@@ -10,14 +10,10 @@ and a value that is not a task fails for that key only.
 import json
 
 import pytest
-import requests
+from helpers import api, assert_no_secrets, canon, project, raw_json, raw_tasks, tasks_of
 from label_studio_sdk.core.api_error import ApiError
 
 SECRET_FIELDS = ("password",)
-TEXT_CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text"><Choice value="pos"/><Choice value="neg"/></Choices>
-</View>"""
 # LS `StorageAnnotationSerializer` (reference §4): the annotation's fields, `completed_by`, `task`.
 ANNOTATION_FIELDS = sorted([
     "id", "result", "created_username", "created_ago", "was_cancelled", "ground_truth", "created_at",
@@ -25,39 +21,6 @@ ANNOTATION_FIELDS = sorted([
     "updated_by", "parent_prediction", "parent_annotation", "last_created_by", "completed_by", "task"])
 CANT_CONNECT = "Can't connect to Redis server."
 DB_ZERO = "Please explicitly pass a redis db id to prevent accidentally overwriting existing database!"
-
-
-def project(client, title: str, config: str = TEXT_CONFIG) -> int:
-    return client.projects.create(title=title, label_config=config).id
-
-
-def tasks_of(client, project_id: int) -> list:
-    return list(client.tasks.list(project=project_id))
-
-
-def canon(dicts) -> list:
-    """Order-insensitive comparison of task data."""
-    return sorted(dicts, key=lambda d: json.dumps(d, sort_keys=True))
-
-
-def raw_tasks(server, project_id: int) -> list:
-    r = requests.get(f"{server.url}/api/tasks/", headers=server.auth, timeout=30,
-                     params={"project": project_id, "page_size": 1000, "resolve_uri": "false"})
-    assert r.status_code == 200, r.text
-    return r.json()["tasks"]
-
-
-def assert_no_secrets(body, password: str):
-    """The password is write-only (LS `secure_fields`): absent from every storage response."""
-    for item in body if isinstance(body, list) else [body]:
-        leaked = [f for f in SECRET_FIELDS if f in item]
-        assert not leaked, f"storage response carries {leaked}: {item}"
-    assert password not in json.dumps(body)
-
-
-def raw_json(http_response):
-    """The JSON body of an SDK `with_raw_response` call (the SDK model would mask a leak as None)."""
-    return http_response.response.json()
 
 
 def keys_under(r, prefix: str) -> list:
@@ -96,7 +59,7 @@ def test_import_sync_get_list_update_delete(server, client, redis_server, redis_
 
     raw = client.import_storage.redis.with_raw_response.create(title="redis tasks", **args)
     assert raw.status_code == 201
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     st = raw.data
     assert (st.project, st.type, st.status, st.title) == (pid, "redis", "initialized", "redis tasks")
     assert (st.path, st.host, st.port, st.db) == (path, redis_server.host, redis_server.port, 1)
@@ -105,7 +68,7 @@ def test_import_sync_get_list_update_delete(server, client, redis_server, redis_
     assert st.last_sync_count is None
 
     raw = client.import_storage.redis.with_raw_response.sync(st.id)
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     st = raw.data
     assert st.status == "completed", st.traceback
     assert st.last_sync_count == 6
@@ -133,24 +96,24 @@ def test_import_sync_get_list_update_delete(server, client, redis_server, redis_
     assert len(tasks_of(client, pid)) == 6
 
     raw = client.import_storage.redis.with_raw_response.get(st.id)
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     got = raw.data
     assert (got.id, got.project, got.status, got.last_sync_count) == (st.id, pid, "completed", 0)
     assert (got.path, got.host, got.port, got.db, got.regex_filter) == (path, redis_server.host, redis_server.port, 1, regex)
 
     raw = client.import_storage.redis.with_raw_response.list(project=pid)
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     assert [s.id for s in raw.data] == [st.id]
-    r = requests.get(f"{server.url}/api/storages/", params={"project": pid}, headers=server.auth, timeout=30)
+    r = api(server, "GET", "/api/storages/", params={"project": pid})
     assert r.status_code == 200
-    assert_no_secrets(r.json(), password)
+    assert_no_secrets(r.json(), SECRET_FIELDS, password)
     assert [(s["id"], s["type"]) for s in r.json()] == [(st.id, "redis")]
 
     # A value filled in later is imported by the next sync; PATCH without the password keeps the
     # stored one: widening the filter then also imports skip.1.
     r1.set(f"{path}empty", json.dumps({"text": "late"}))
     raw = client.import_storage.redis.with_raw_response.update(st.id, regex_filter=r".*:[a-z0-9.]+$", title="all")
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     assert (raw.data.regex_filter, raw.data.title, raw.data.path, raw.data.db) == (r".*:[a-z0-9.]+$", "all", path, 1)
     st = client.import_storage.redis.sync(st.id)
     assert (st.status, st.last_sync_count) == ("completed", 2), st.traceback
@@ -163,7 +126,7 @@ def test_import_sync_get_list_update_delete(server, client, redis_server, redis_
     assert password not in json.dumps(body)
     assert client.import_storage.redis.get(st.id).host == redis_server.host
     raw = client.import_storage.redis.with_raw_response.update(st.id, host="localhost", password=password)
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     assert raw.data.host == "localhost"
     st = client.import_storage.redis.sync(st.id)
     assert (st.status, st.last_sync_count) == ("completed", 0), st.traceback
@@ -219,8 +182,7 @@ def test_db_zero_and_bad_connections_are_refused(server, client, redis_server, r
     assert (imp.db, imp.port) == (1, redis_server.port)
     exp = client.export_storage.redis.create(**args)
     assert (exp.db, exp.port) == (2, redis_server.port)
-    r = requests.post(f"{server.url}/api/storages/redis", headers=server.auth, timeout=30,
-                      json=dict(good, port=int(redis_server.port)))
+    r = api(server, "POST", "/api/storages/redis", json=dict(good, port=int(redis_server.port)))
     assert r.status_code == 201, r.text
     assert r.json()["port"] == redis_server.port
 
@@ -252,7 +214,7 @@ def test_export_writes_path_and_annotation_id(server, client, redis_server, redi
     raw = client.export_storage.redis.with_raw_response.create(
         project=pid, path=out, can_delete_objects=True, title="annotations", **redis_server.storage_args(2))
     assert raw.status_code == 201
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     exp = raw.data
     assert (exp.project, exp.type, exp.path, exp.db, exp.can_delete_objects) == (pid, "redis", out, 2, True)
     assert (exp.host, exp.port, exp.title) == (redis_server.host, redis_server.port, "annotations")
@@ -276,7 +238,7 @@ def test_export_writes_path_and_annotation_id(server, client, redis_server, redi
     assert json.loads(r2.get(f"{out}{first}"))["result"] == result
 
     raw = client.export_storage.redis.with_raw_response.sync(exp.id)
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     exp = raw.data
     assert exp.status == "completed", exp.traceback
     assert exp.last_sync_count == 2
@@ -297,14 +259,14 @@ def test_export_writes_path_and_annotation_id(server, client, redis_server, redi
     assert keys_under(redis_server.client(1), out) == []  # db 2 only
 
     raw = client.export_storage.redis.with_raw_response.get(exp.id)
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     assert (raw.data.status, raw.data.last_sync_count) == ("completed", 2)
     raw = client.export_storage.redis.with_raw_response.list(project=pid)
-    assert_no_secrets(raw_json(raw), password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     assert [s.id for s in raw.data] == [exp.id]
-    r = requests.get(f"{server.url}/api/storages/export", params={"project": pid}, headers=server.auth, timeout=30)
+    r = api(server, "GET", "/api/storages/export", params={"project": pid})
     assert r.status_code == 200
-    assert_no_secrets(r.json(), password)
+    assert_no_secrets(r.json(), SECRET_FIELDS, password)
     assert [(s["id"], s["type"]) for s in r.json()] == [(exp.id, "redis")]
 
     # A target created when annotations exist gets them all at once (LS syncs on creation).

@@ -8,50 +8,20 @@ statuses, counts, task data, resolver links and exported objects.
 
 import base64
 import json
-import struct
-import zlib
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from helpers import (IMAGE_CONFIG, TEXT_CONFIG, api, assert_no_secrets, canon, png, project, raw_json, raw_tasks,
+                     tasks_of)
 from label_studio_sdk.core.api_error import ApiError
 
 SECRET_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-IMAGE_CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <Choices name="label" toName="image"><Choice value="cat"/><Choice value="dog"/></Choices>
-</View>"""
-TEXT_CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text"><Choice value="pos"/><Choice value="neg"/></Choices>
-</View>"""
 MIXED_CONFIG = """<View>
   <Image name="image" value="$image"/>
   <Text name="text" value="$text"/>
   <Choices name="label" toName="image"><Choice value="cat"/><Choice value="dog"/></Choices>
 </View>"""
-
-
-def png(width: int, height: int, rgb: tuple) -> bytes:
-    """A small valid PNG, so the 'images' are real images without an imaging dependency."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
-def project(client, title: str, config: str) -> int:
-    return client.projects.create(title=title, label_config=config).id
-
-
-def tasks_of(client, project_id: int) -> list:
-    return list(client.tasks.list(project=project_id))
-
-
-def canon(dicts) -> list:
-    """Order-insensitive comparison of task data."""
-    return sorted(dicts, key=lambda d: json.dumps(d, sort_keys=True))
 
 
 def put(s3, key: str, body) -> bytes:
@@ -70,26 +40,6 @@ def resolver_link(task_id: int, uri: str) -> str:
     return f"/tasks/{task_id}/resolve/?fileuri={base64.urlsafe_b64encode(uri.encode()).decode()}"
 
 
-def raw_tasks(server, project_id: int) -> list:
-    """GET /api/tasks/?resolve_uri=false: task data as stored (s3:// URIs, not resolver links)."""
-    r = requests.get(f"{server.url}/api/tasks/", headers=server.auth, timeout=30,
-                     params={"project": project_id, "page_size": 1000, "resolve_uri": "false"})
-    assert r.status_code == 200, r.text
-    return r.json()["tasks"]
-
-
-def assert_no_secrets(body):
-    """Credentials are write-only (LS `secure_fields`): absent from every storage response."""
-    for item in body if isinstance(body, list) else [body]:
-        leaked = [f for f in SECRET_FIELDS if f in item]
-        assert not leaked, f"storage response carries {leaked}: {item}"
-
-
-def raw_json(http_response):
-    """The JSON body of an SDK `with_raw_response` call (the SDK model would mask a leak as None)."""
-    return http_response.response.json()
-
-
 def make_images(s3, base: str) -> dict:
     """Objects the blob import must pick up (key -> bytes), plus ones it must not."""
     images = {
@@ -106,8 +56,7 @@ def make_images(s3, base: str) -> dict:
 
 
 def resolve(server, link: str, **kw) -> requests.Response:
-    return requests.get(server.url + link, headers={**server.auth, **kw.pop("headers", {})},
-                        allow_redirects=False, timeout=30, **kw)
+    return api(server, "GET", link, allow_redirects=False, **kw)
 
 
 def test_blob_mode_import_presign_and_resync(server, client, s3, s3_prefix):
@@ -121,7 +70,7 @@ def test_blob_mode_import_presign_and_resync(server, client, s3, s3_prefix):
 
     raw = client.import_storage.s3.with_raw_response.create(title="images", **args)
     assert raw.status_code == 201
-    assert_no_secrets(raw_json(raw))
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS)
     st = raw.data
     assert (st.project, st.type, st.status, st.title) == (pid, "s3", "initialized", "images")
     assert (st.bucket, st.prefix, st.regex_filter) == (s3.bucket, base + "/", r".*\.(png|jpg)$")
@@ -130,7 +79,7 @@ def test_blob_mode_import_presign_and_resync(server, client, s3, s3_prefix):
     assert st.last_sync_count is None
 
     raw = client.import_storage.s3.with_raw_response.sync(st.id)
-    assert_no_secrets(raw_json(raw))
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS)
     st = raw.data
     assert st.status == "completed", st.traceback
     assert st.last_sync_count == len(images)
@@ -166,22 +115,22 @@ def test_blob_mode_import_presign_and_resync(server, client, s3, s3_prefix):
     assert len(tasks_of(client, pid)) == len(images)
 
     raw = client.import_storage.s3.with_raw_response.get(st.id)
-    assert_no_secrets(raw_json(raw))
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS)
     got = raw.data
     assert (got.id, got.project, got.status, got.last_sync_count) == (st.id, pid, "completed", 0)
     assert (got.bucket, got.prefix, got.regex_filter, got.presign_ttl) == (s3.bucket, base + "/", r".*\.(png|jpg)$", 5)
 
     raw = client.import_storage.s3.with_raw_response.list(project=pid)
-    assert_no_secrets(raw_json(raw))
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS)
     assert [s.id for s in raw.data] == [st.id]
-    r = requests.get(f"{server.url}/api/storages/", params={"project": pid}, headers=server.auth, timeout=30)
+    r = api(server, "GET", "/api/storages/", params={"project": pid})
     assert r.status_code == 200
-    assert_no_secrets(r.json())
+    assert_no_secrets(r.json(), SECRET_FIELDS)
     assert [(s["id"], s["type"]) for s in r.json()] == [(st.id, "s3")]
 
     # PATCH without credentials keeps the stored ones: widening the filter then imports notes.txt.
     raw = client.import_storage.s3.with_raw_response.update(st.id, regex_filter=r".*\.(png|jpg|txt)$", title="all")
-    assert_no_secrets(raw_json(raw))
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS)
     assert (raw.data.regex_filter, raw.data.title, raw.data.bucket) == (r".*\.(png|jpg|txt)$", "all", s3.bucket)
     st = client.import_storage.s3.sync(st.id)
     assert (st.status, st.last_sync_count) == ("completed", 1)
@@ -323,7 +272,7 @@ def test_export_writes_one_object_per_annotation(server, client, s3, s3_prefix):
     raw = client.export_storage.s3.with_raw_response.create(
         project=pid, prefix=out, can_delete_objects=True, title="annotations", **s3.storage_args())
     assert raw.status_code == 201
-    assert_no_secrets(raw_json(raw))
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS)
     exp = raw.data
     assert (exp.project, exp.type, exp.bucket, exp.prefix, exp.can_delete_objects) == (pid, "s3", s3.bucket, out, True)
     assert (exp.region_name, exp.s3endpoint, exp.title) == (s3.region, s3.endpoint, "annotations")
@@ -347,7 +296,7 @@ def test_export_writes_one_object_per_annotation(server, client, s3, s3_prefix):
     assert doc["result"] == result
 
     raw = client.export_storage.s3.with_raw_response.sync(exp.id)
-    assert_no_secrets(raw_json(raw))
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS)
     exp = raw.data
     assert exp.status == "completed", exp.traceback
     assert exp.last_sync_count == 2
@@ -364,14 +313,14 @@ def test_export_writes_one_object_per_annotation(server, client, s3, s3_prefix):
         assert "annotations" not in doc["task"]
 
     raw = client.export_storage.s3.with_raw_response.get(exp.id)
-    assert_no_secrets(raw_json(raw))
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS)
     assert (raw.data.status, raw.data.last_sync_count) == ("completed", 2)
     raw = client.export_storage.s3.with_raw_response.list(project=pid)
-    assert_no_secrets(raw_json(raw))
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS)
     assert [s.id for s in raw.data] == [exp.id]
-    r = requests.get(f"{server.url}/api/storages/export", params={"project": pid}, headers=server.auth, timeout=30)
+    r = api(server, "GET", "/api/storages/export", params={"project": pid})
     assert r.status_code == 200
-    assert_no_secrets(r.json())
+    assert_no_secrets(r.json(), SECRET_FIELDS)
 
     # A target created when annotations exist gets them all at once (LS syncs on creation).
     out2 = f"{s3_prefix}/ann2"

@@ -1,0 +1,96 @@
+# Shared by bench/*.sh (sourced from the repository root, not run). The bench sets first:
+#   BIND      host:port the service listens on
+#   EMULATOR  the test server it needs (garage, redis: tests/emulators/EMULATOR.sh), or empty
+# Sourcing sets URL and a random TOKEN, makes TMP and, on exit, stops the service (PID) and the
+# test server and removes TMP.
+
+URL=http://$BIND
+TOKEN=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
+
+TMP=$(mktemp -d)
+TMP=$(cd "$TMP" && pwd -P)
+PID=
+stop() { if [[ -n $PID ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; PID=; }
+trap 'stop || true; [[ -z $EMULATOR ]] || tests/emulators/$EMULATOR.sh stop "$TMP/$EMULATOR" || true; rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+rss_mb() { awk -v k="$1" '$1 == k":" {printf "%.1f", $2 / 1024}' "/proc/$PID/status"; } # VmRSS|VmHWM
+
+# The adapters, the service and (if missing) the test server.
+build() {
+    adapters/build.sh
+    cargo build --release -p stowage
+    [[ -z $EMULATOR ]] || "tests/emulators/$EMULATOR.sh" install
+}
+
+# Starts the test server under TMP/EMULATOR and exports its settings (TMP/EMULATOR/env).
+start_emulator() {
+    "tests/emulators/$EMULATOR.sh" start "$TMP/$EMULATOR" >/dev/null
+    # shellcheck disable=SC1090
+    source "$TMP/$EMULATOR/env"
+}
+
+start() { # [serve flags]...; sets PID, and START_MS = ms from spawn to the first /health 200
+    local t0
+    mkdir -p "$TMP/root" "$TMP/data"
+    t0=$(now_ms)
+    STOWAGE_TOKEN=$TOKEN target/release/stowage serve --bind "$BIND" --data-dir "$TMP/data" \
+        --adapters-dir target/adapters --document-root "$TMP/root" "$@" >>"$TMP/server.log" 2>&1 &
+    PID=$!
+    until curl -sf -o /dev/null "$URL/health"; do
+        kill -0 "$PID" 2>/dev/null || { cat "$TMP/server.log" >&2; echo "stowage died" >&2; exit 1; }
+        sleep 0.005
+    done
+    START_MS=$(($(now_ms) - t0))
+}
+
+api() { # METHOD PATH [JSON] -> prints the body; on HTTP >= 400 shows it and fails
+    local out code
+    out=$(curl -sS -w '\n%{http_code}' -X "$1" -H "Authorization: Token $TOKEN" \
+        -H 'Content-Type: application/json' ${3:+--data "$3"} "$URL$2") || return
+    code=${out##*$'\n'} out=${out%$'\n'*}
+    if ((code >= 400)); then echo "$1 $2 -> HTTP $code: $out" >&2; return 1; fi
+    printf '%s' "$out"
+}
+get() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+create() { # PATH JSON -> prints the new object's id
+    local r
+    r=$(api POST "$1" "$2") || return
+    get id <<<"$r"
+}
+
+# The bench's project (one text field).
+create_project() {
+    create /api/projects/ '{"title": "bench", "label_config": "<View><Text name=\"text\" value=\"$text\"/></View>"}'
+}
+
+sync_ms() { # TYPE STORAGE_ID EXPECTED_COUNT; sets SYNC_MS = ms until the sync has finished
+    local t0 t1 r status
+    t0=$(now_ms)
+    r=$(api POST "/api/storages/$1/$2/sync")
+    t1=$(now_ms) # before parsing: python start-up is not the service's time
+    # LS runs syncs inline without a queue; if this one is queued, poll until it settles.
+    while status=$(get status <<<"$r"); [[ $status == queued || $status == in_progress ]]; do
+        sleep 0.02
+        r=$(api GET "/api/storages/$1/$2")
+        t1=$(now_ms)
+    done
+    SYNC_MS=$((t1 - t0))
+    local count
+    count=$(get last_sync_count <<<"$r")
+    if [[ $status != completed || $count != "$3" ]]; then
+        echo "sync of storage $2: status=$status last_sync_count=$count (want completed/$3)" >&2
+        echo "$r" >&2
+        exit 1
+    fi
+}
+
+rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }'; } # COUNT MS -> per s
+
+table() { # LABEL_WIDTH TITLE [LABEL VALUE]...: the figures, under a "figure" heading
+    local width=$1 title=$2
+    shift 2
+    printf "\n%-${width}s %12s\n" "$title" "figure"
+    printf "%-${width}s %12s\n" "$@"
+}
