@@ -150,6 +150,25 @@ impl Service {
     }
 }
 
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The variable that says a test server runs (written by `tests/emulators/<script> start DIR`), or
+/// `None`: the test is skipped. Under `CI=true` a missing server fails the test instead: CI must
+/// run every suite.
+fn server_var(name: &str, script: &str) -> Option<String> {
+    let value = var(name);
+    if value.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but {name} is unset: tests/run.sh starts the server"
+        );
+        eprintln!("skipped: {name} is unset (tests/emulators/{script} start DIR; source DIR/env)");
+    }
+    value
+}
+
 /// The S3 test server (`tests/emulators/garage.sh` writes these variables).
 #[derive(Debug, Clone)]
 pub struct S3Env {
@@ -164,12 +183,7 @@ pub struct S3Env {
 /// The S3 server's settings, or `None` (test skipped) when `STOWAGE_S3_ENDPOINT` is unset.
 /// Under `CI=true` a missing server fails the test instead: CI must run every suite.
 pub fn s3_env() -> Option<S3Env> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let Some(endpoint) = var("STOWAGE_S3_ENDPOINT") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but no S3 server: tests/run.sh starts garage");
-        eprintln!("skipped: STOWAGE_S3_ENDPOINT is unset (tests/emulators/garage.sh start DIR; source DIR/env)");
-        return None;
-    };
+    let endpoint = server_var("STOWAGE_S3_ENDPOINT", "garage.sh")?;
     let need = |name: &str| var(name).unwrap_or_else(|| panic!("{name} is unset"));
     Some(S3Env {
         endpoint,
@@ -282,12 +296,7 @@ pub struct RedisEnv {
 /// The Redis server's settings, or `None` (test skipped) when `STOWAGE_REDIS_PORT` is unset;
 /// under `CI=true` a missing server fails the test.
 pub fn redis_env() -> Option<RedisEnv> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let Some(port) = var("STOWAGE_REDIS_PORT") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but no Redis server: tests/run.sh starts one");
-        eprintln!("skipped: STOWAGE_REDIS_PORT is unset (tests/emulators/redis.sh start DIR; source DIR/env)");
-        return None;
-    };
+    let port = server_var("STOWAGE_REDIS_PORT", "redis.sh")?;
     Some(RedisEnv {
         host: var("STOWAGE_REDIS_HOST").unwrap_or_else(|| "127.0.0.1".into()),
         port,
