@@ -1,6 +1,6 @@
 //! Projects: `/api/projects`, and task import `POST /api/projects/{id}/import`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use super::error::{ApiError, ApiResult, Body};
+use super::error::{ApiError, ApiResult, Body, Path};
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::Project;

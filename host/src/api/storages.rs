@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Path, Query, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::error::{ApiError, ApiResult, Body};
+use super::error::{ApiError, ApiResult, Body, Path, Query};
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{AdapterInfo, Direction, GrantRequest, SettingKind, Storage};
