@@ -1,6 +1,7 @@
 //! The REST API, compatible with Label Studio's (see `shared/reference/ls-storage-api.md`).
 //! One file per resource; [`router`] is shared by `main` and the tests.
 
+mod adapters;
 mod annotations;
 pub mod error;
 mod local_files;
@@ -67,6 +68,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(|| async { Json(json!({"release": LS_VERSION, "stowage": env!("CARGO_PKG_VERSION")})) }),
         )
         .route("/api/current-user/whoami", get(|Caller(u): Caller| async move { Json(json!(u)) }))
+        .merge(adapters::routes())
         .merge(projects::routes())
         .merge(tasks::routes())
         .merge(annotations::routes())
