@@ -75,8 +75,13 @@ impl Service {
     /// Starts a service with a per-call adapter deadline of `call_timeout_ms`; it may reach
     /// loopback addresses (the S3 test server) only if `allow_private_addresses`.
     pub async fn start_with_policy(call_timeout_ms: u64, allow_private_addresses: bool) -> Service {
+        Service::start_with(|tmp| settings(tmp, call_timeout_ms, allow_private_addresses)).await
+    }
+
+    /// Starts a service with the settings `make` builds for a fresh temporary directory.
+    pub async fn start_with(make: impl FnOnce(&std::path::Path) -> Settings) -> Service {
         let tmp = tempfile::tempdir().unwrap();
-        let settings = settings(tmp.path(), call_timeout_ms, allow_private_addresses);
+        let settings = make(tmp.path());
         let root = settings.document_root.clone().unwrap().canonicalize().unwrap();
         let app = Arc::new(App::start(settings).await.expect("service starts"));
         app.store.bootstrap_user(TOKEN).unwrap();

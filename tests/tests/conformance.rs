@@ -73,6 +73,7 @@ async fn every_writable_adapter_passes_the_conformance_suite() {
         .app
         .registry
         .all()
+        .into_iter()
         // The suite checks folder semantics and sorted listings: it does not apply to key-value
         // stores (Redis keys have no folders and SCAN has no order); tests/tests/redis.rs covers them.
         .filter(|a| a.info.capabilities.read && a.info.capabilities.write && !a.info.key_value)

@@ -1,37 +1,52 @@
 //! `GET /api/adapters`: the loaded storage adapters, each with its manifest (storage type,
-//! settings, capabilities, the grants it asks for), file, content hash and WIT version. Not part
-//! of Label Studio's API; the start of issue 7's adapter management.
+//! settings, capabilities, the grants it asks for), file, content hash and WIT version; and
+//! `POST /api/adapters` to add or replace one at runtime. Not part of Label Studio's API.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::error::{ApiError, ApiResult};
 use super::{AppState, Caller};
 use crate::App;
+use crate::plugin::Adapter;
 use crate::plugin::bindings::since_v0_1_0;
 
 /// The adapters routes.
 pub fn routes() -> Router<Arc<App>> {
-    Router::new().route("/api/adapters", get(list))
+    Router::new().route("/api/adapters", get(list).post(upload).layer(DefaultBodyLimit::max(MAX_ADAPTER_BYTES)))
+}
+
+/// Largest accepted `.wasm` upload (today's adapters are 0.1–0.7 MB).
+pub const MAX_ADAPTER_BYTES: usize = 64 << 20;
+
+fn describe(a: &Adapter) -> Value {
+    json!({
+        "type": a.info.type_name,
+        "file": a.file,
+        "sha256": a.hash,
+        // Every adapter loads through the one bindings module today.
+        "wit_version": since_v0_1_0::MAX_VERSION,
+        "manifest": a.info,
+    })
+}
+
+/// `POST /api/adapters` with a `.wasm` component as the body: validates, compiles, caches and
+/// registers it without a restart (replacing the adapter of the same storage type); 201 with
+/// its description, or 400 naming the problem while the loaded adapters stay as they were.
+async fn upload(State(app): AppState, _: Caller, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let adapter =
+        app.registry.install(&body).await.map_err(|e| ApiError::BadRequest(format!("Adapter refused: {e:#}")))?;
+    app.sessions.clear();
+    Ok((StatusCode::CREATED, Json(describe(&adapter))))
 }
 
 async fn list(State(app): AppState, _: Caller) -> Json<Value> {
-    let adapters: Vec<Value> = app
-        .registry
-        .all()
-        .map(|a| {
-            json!({
-                "type": a.info.type_name,
-                "file": a.file,
-                "sha256": a.hash,
-                // Every adapter loads through the one bindings module today.
-                "wit_version": since_v0_1_0::MAX_VERSION,
-                "manifest": a.info,
-            })
-        })
-        .collect();
+    let adapters: Vec<Value> = app.registry.all().into_iter().map(|a| describe(&a)).collect();
     Json(Value::Array(adapters))
 }

@@ -279,6 +279,7 @@ async fn types(State(app): AppState, _: Caller, path: MatchedPath) -> Json<Value
     let types: Vec<Value> = app
         .registry
         .all()
+        .into_iter()
         .filter(|a| dir == Direction::Import || a.info.capabilities.write)
         .map(|a| json!({"name": a.info.type_name, "title": a.info.title}))
         .collect();

@@ -187,6 +187,11 @@ impl Session {
         Session { adapter, engine, limits, grant, settings, secrets, live: None }
     }
 
+    /// SHA-256 of the adapter this session runs.
+    pub fn adapter_hash(&self) -> &str {
+        &self.adapter.hash
+    }
+
     /// The adapter's manifest.
     pub fn info(&self) -> &AdapterInfo {
         &self.adapter.info

@@ -1,8 +1,8 @@
 //! Loaded adapters, keyed by the storage type each declares (`localfiles`, `s3`, ...).
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -24,11 +24,15 @@ pub struct Adapter {
     pub(crate) pre: v0_1_0::AdapterPre<Sandbox>,
 }
 
-/// All adapters, by storage type name.
+/// All adapters, by storage type name. Adapters can be added or replaced while the service runs
+/// ([`Registry::install`]); a replaced adapter stays alive for the calls that hold it.
 pub struct Registry {
     pub engine: Engine,
     pub limits: Limits,
-    adapters: BTreeMap<String, Arc<Adapter>>,
+    linker: Linker<Sandbox>,
+    dir: PathBuf,
+    cache_dir: PathBuf,
+    adapters: RwLock<BTreeMap<String, Arc<Adapter>>>,
 }
 
 impl Registry {
@@ -40,7 +44,14 @@ impl Registry {
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        let mut registry = Registry { engine, limits, adapters: BTreeMap::new() };
+        let registry = Registry {
+            engine,
+            limits,
+            linker,
+            dir: dir.to_path_buf(),
+            cache_dir: cache_dir.to_path_buf(),
+            adapters: RwLock::new(BTreeMap::new()),
+        };
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read the adapters directory {}", dir.display()))?
             .flatten()
@@ -50,32 +61,43 @@ impl Registry {
         files.sort();
         for path in files {
             let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            match registry.load_file(&linker, &path, cache_dir).await {
+            let loaded = match std::fs::read(&path) {
+                Ok(bytes) => registry.compile(&bytes, &file).await,
+                Err(e) => Err(e.into()),
+            };
+            let mut adapters = registry.adapters.write().unwrap_or_else(|p| p.into_inner());
+            match loaded {
+                Ok(adapter) if adapters.contains_key(&adapter.info.type_name) => tracing::error!(
+                    file,
+                    "adapter refused: storage type {:?} is already provided by another adapter",
+                    adapter.info.type_name
+                ),
                 Ok(adapter) => {
                     tracing::info!(file, r#type = adapter.info.type_name, hash = &adapter.hash[..12], "adapter loaded");
-                    registry.adapters.insert(adapter.info.type_name.clone(), Arc::new(adapter));
+                    adapters.insert(adapter.info.type_name.clone(), Arc::new(adapter));
                 }
                 Err(e) => tracing::error!(file, "adapter refused: {e:#}"),
             }
         }
-        if registry.adapters.is_empty() {
+        if registry.adapters.read().unwrap_or_else(|p| p.into_inner()).is_empty() {
             tracing::warn!("no storage adapter loaded from {}: build them with adapters/build.sh", dir.display());
         }
         Ok(registry)
     }
 
-    async fn load_file(&self, linker: &Linker<Sandbox>, path: &Path, cache_dir: &Path) -> anyhow::Result<Adapter> {
-        let bytes = std::fs::read(path)?;
+    /// Validates, compiles (or loads from the cache) and describes a component.
+    async fn compile(&self, bytes: &[u8], file: &str) -> anyhow::Result<Adapter> {
         let started = Instant::now();
-        let loaded = engine::load(&self.engine, &bytes, cache_dir)?;
+        let loaded = engine::load(&self.engine, bytes, &self.cache_dir)?;
         tracing::info!(
-            file = %path.display(),
+            file,
             cached = loaded.cached,
             ms = started.elapsed().as_secs_f64() * 1e3,
             "{}",
             if loaded.cached { "adapter code loaded from cache" } else { "adapter compiled" }
         );
-        let pre = linker
+        let pre = self
+            .linker
             .instantiate_pre(&loaded.component)
             .map_err(|e| anyhow::Error::from(e).context("the adapter imports something the host does not provide"))?;
         let pre = v0_1_0::AdapterPre::new(pre).map_err(|e| {
@@ -90,20 +112,41 @@ impl Registry {
         {
             bail!("invalid storage type name {:?}", info.type_name);
         }
-        if self.adapters.contains_key(&info.type_name) {
-            bail!("storage type {:?} is already provided by another adapter", info.type_name);
+        Ok(Adapter { info, hash: loaded.hash, file: file.to_string(), pre })
+    }
+
+    /// Adds an adapter while the service runs, or replaces the one of the same storage type: the
+    /// component is validated and compiled first, so a bad file leaves the loaded adapter in place.
+    /// The file is saved as `<type>.wasm` in the adapters directory, so a restart loads it too.
+    ///
+    /// # Errors
+    /// The reason the component was refused (not a component, wrong WIT version, bad manifest), or
+    /// an I/O error saving it.
+    pub async fn install(&self, bytes: &[u8]) -> anyhow::Result<Arc<Adapter>> {
+        let mut adapter = self.compile(bytes, "uploaded").await?;
+        let type_name = adapter.info.type_name.clone();
+        adapter.file = format!("{type_name}.wasm");
+        let tmp = self.dir.join(format!(".{type_name}.wasm.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, self.dir.join(&adapter.file))?;
+        let adapter = Arc::new(adapter);
+        let previous =
+            self.adapters.write().unwrap_or_else(|p| p.into_inner()).insert(type_name.clone(), adapter.clone());
+        if let Some(old) = previous.filter(|old| old.file != adapter.file) {
+            // The replaced adapter's own file would otherwise claim the type again at restart.
+            let _ = std::fs::remove_file(self.dir.join(&old.file));
         }
-        let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        Ok(Adapter { info, hash: loaded.hash, file, pre })
+        tracing::info!(r#type = type_name, hash = &adapter.hash[..12], "adapter installed");
+        Ok(adapter)
     }
 
     /// The adapter serving storage type `name`.
     pub fn get(&self, name: &str) -> Option<Arc<Adapter>> {
-        self.adapters.get(name).cloned()
+        self.adapters.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
     /// All adapters, by type name.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Adapter>> {
-        self.adapters.values()
+    pub fn all(&self) -> Vec<Arc<Adapter>> {
+        self.adapters.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 }

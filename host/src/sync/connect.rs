@@ -109,8 +109,17 @@ impl SessionPool {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _), _| *id != storage_id);
     }
 
-    /// Returns a session for reuse (dropped when the storage already has enough idle ones).
-    pub fn checkin(&self, storage: &Storage, session: Session) {
+    /// Drops every idle session (after an adapter is installed or replaced).
+    pub fn clear(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Returns a session for reuse. It is dropped instead when the storage already has enough idle
+    /// ones, or when its adapter has been replaced meanwhile.
+    pub fn checkin(&self, app: &App, storage: &Storage, session: Session) {
+        if app.registry.get(&storage.type_name).is_none_or(|a| a.hash != session.adapter_hash()) {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.entry((storage.id, fingerprint(storage))).or_default();
         if list.len() < POOL_PER_STORAGE {

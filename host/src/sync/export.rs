@@ -70,7 +70,7 @@ pub async fn annotation_saved(app: &App, project_id: i64, annotation_id: i64) {
         let result = match app.sessions.checkout(app, &storage) {
             Ok(mut session) => {
                 let written = write_one(app, &mut session, &storage, annotation_id).await.map(drop);
-                app.sessions.checkin(&storage, session);
+                app.sessions.checkin(app, &storage, session);
                 written
             }
             Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "put", e.to_string())),
@@ -92,7 +92,7 @@ pub async fn annotation_deleted(app: &App, links: Vec<ExportLink>) {
         let result = match app.sessions.checkout(app, &storage) {
             Ok(mut session) => {
                 let deleted = with_retry!(session.delete(std::slice::from_ref(&link.key)));
-                app.sessions.checkin(&storage, session);
+                app.sessions.checkin(app, &storage, session);
                 deleted
             }
             Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "delete", e.to_string())),

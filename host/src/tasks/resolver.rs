@@ -79,7 +79,7 @@ impl Drop for Resolver<'_> {
     fn drop(&mut self) {
         for (storage, _, session) in self.storages.drain(..) {
             if let Some(session) = session {
-                self.app.sessions.checkin(&storage, session);
+                self.app.sessions.checkin(self.app, &storage, session);
             }
         }
     }

@@ -1,0 +1,76 @@
+//! Adapters added at runtime: `POST /api/adapters` with a `.wasm` body registers a new storage
+//! type without a restart; a corrupt or foreign component is refused and changes nothing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stowage_tests::{Service, TOKEN, adapters_dir, settings};
+
+async fn upload(svc: &Service, bytes: Vec<u8>) -> (u16, Value) {
+    let resp = svc
+        .http
+        .post(format!("{}/api/adapters", svc.url))
+        .header("Authorization", format!("Token {TOKEN}"))
+        .header("Content-Type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+fn types(body: &Value) -> Vec<String> {
+    body.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn an_uploaded_adapter_serves_its_storage_type_without_a_restart() {
+    // A service that starts with the local-files adapter only.
+    let only_localfs = tempfile::tempdir().unwrap();
+    std::fs::copy(adapters_dir().join("stowage_adapter_localfs.wasm"), only_localfs.path().join("localfs.wasm"))
+        .unwrap();
+    let dir = only_localfs.path().to_path_buf();
+    let svc = Service::start_with(|tmp| {
+        let mut s = settings(tmp, 10_000, true);
+        s.adapters_dir = dir;
+        s
+    })
+    .await;
+    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["localfiles"]);
+
+    // Refused uploads leave the loaded adapters as they were.
+    let (status, body) = upload(&svc, b"\0asm not really".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("Adapter refused: not a valid WebAssembly component"),
+        "{body:?}"
+    );
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    let (status, body) = upload(&svc, core_module).await;
+    assert_eq!(status, 400, "{body:?}");
+    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["localfiles"]);
+
+    // Upload to availability, then a storage of the new type syncs.
+    let started = Instant::now();
+    let (status, body) = upload(&svc, std::fs::read(adapters_dir().join("stowage_test_misbehave.wasm")).unwrap()).await;
+    assert_eq!(
+        (status, body["type"].as_str(), body["file"].as_str()),
+        (201, Some("misbehave"), Some("misbehave.wasm"))
+    );
+    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["localfiles", "misbehave"]);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "upload to availability took {took:?}");
+    assert!(only_localfs.path().join("misbehave.wasm").exists(), "saved for the next start");
+
+    let project = svc.project("<View></View>").await;
+    let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok", "use_blob_urls": true})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = svc.post(&format!("/api/storages/misbehave/{}/sync", r.body["id"]), Value::Null).await;
+    assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
+
+    // Replacing a type's adapter keeps serving it.
+    let (status, _) = upload(&svc, std::fs::read(adapters_dir().join("stowage_adapter_localfs.wasm")).unwrap()).await;
+    assert_eq!(status, 201);
+    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["localfiles", "misbehave"]);
+    assert!(!only_localfs.path().join("localfs.wasm").exists() && only_localfs.path().join("localfiles.wasm").exists());
+}
