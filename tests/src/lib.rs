@@ -315,23 +315,26 @@ impl RedisEnv {
         serde_json::json!({"path": path, "host": self.host, "port": self.port, "password": self.password, "db": db})
     }
 
+    /// `redis-cli` connected to database `db` of the test server.
+    fn redis_cli(&self, db: i64) -> std::process::Command {
+        let mut cmd = std::process::Command::new("redis-cli");
+        cmd.args([
+            "-h",
+            &self.host,
+            "-p",
+            &self.port,
+            "-n",
+            &db.to_string(),
+            "--no-auth-warning",
+            "-a",
+            &self.password,
+        ]);
+        cmd
+    }
+
     /// Runs `redis-cli` against database `db` with `args`; returns its output.
     pub fn cli(&self, db: i64, args: &[&str]) -> String {
-        let out = std::process::Command::new("redis-cli")
-            .args([
-                "-h",
-                &self.host,
-                "-p",
-                &self.port,
-                "-n",
-                &db.to_string(),
-                "--no-auth-warning",
-                "-a",
-                &self.password,
-            ])
-            .args(args)
-            .output()
-            .expect("redis-cli runs");
+        let out = self.redis_cli(db).args(args).output().expect("redis-cli runs");
         assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
@@ -343,19 +346,9 @@ impl RedisEnv {
         for (k, v) in pairs {
             write!(proto, "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).unwrap();
         }
-        let mut child = std::process::Command::new("redis-cli")
-            .args([
-                "-h",
-                &self.host,
-                "-p",
-                &self.port,
-                "-n",
-                &db.to_string(),
-                "--no-auth-warning",
-                "-a",
-                &self.password,
-                "--pipe",
-            ])
+        let mut child = self
+            .redis_cli(db)
+            .arg("--pipe")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -58,15 +58,7 @@ pub fn sign_headers(
     let identity = identity(credentials);
     let mut settings = s3_settings();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("s3")
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| SignError(e.to_string()))?
-        .into();
+    let params = signing_params(&identity, region, time, settings)?;
     let request = SignableRequest::new(
         method,
         url,
@@ -77,6 +69,24 @@ pub fn sign_headers(
     let (instructions, _signature) = sign(request, &params).map_err(|e| SignError(e.to_string()))?.into_parts();
     let (headers, _params) = instructions.into_parts();
     Ok(headers.into_iter().map(|h| (h.name().to_string(), h.value().to_string())).collect())
+}
+
+/// SigV4 parameters for the `s3` service.
+fn signing_params<'a>(
+    identity: &'a Identity,
+    region: &'a str,
+    time: SystemTime,
+    settings: SigningSettings,
+) -> Result<aws_sigv4::http_request::SigningParams<'a>, SignError> {
+    Ok(v4::SigningParams::builder()
+        .identity(identity)
+        .region(region)
+        .name("s3")
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| SignError(e.to_string()))?
+        .into())
 }
 
 /// `url` with the SigV4 query parameters appended (`X-Amz-Algorithm` … `X-Amz-Signature`, and
@@ -93,15 +103,7 @@ pub fn presign_url(
     let mut settings = s3_settings();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(expires_in);
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("s3")
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| SignError(e.to_string()))?
-        .into();
+    let params = signing_params(&identity, region, time, settings)?;
     let request = SignableRequest::new(method, url, std::iter::empty(), SignableBody::UnsignedPayload)
         .map_err(|e| SignError(e.to_string()))?;
     let (instructions, _signature) = sign(request, &params).map_err(|e| SignError(e.to_string()))?.into_parts();
