@@ -25,9 +25,12 @@
 //! never put secrets in error messages.
 //!
 //! With the `conformance` feature (native only), [`conformance`] holds the checks every adapter must pass.
+//! With the `http` feature, [`http`] sends requests over `wasi:http` (the only network an HTTP storage gets).
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "http")]
+pub mod http;
 
 #[doc(hidden)]
 pub mod bindings {

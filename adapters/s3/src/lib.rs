@@ -19,9 +19,10 @@ use stowage_sdk::{
     Object, Page, Setting, SettingKind,
 };
 
-use crate::client::{Client, Request, Response};
+use crate::client::Client;
 use crate::config::S3Config;
 use crate::error::{Kind, S3Failure, code_kind};
+use stowage_sdk::http::{Request, Response};
 
 /// Storage type name, as in `/api/storages/s3/` and `s3://bucket/key` URIs.
 pub const SCHEME: &str = "s3";
@@ -73,7 +74,15 @@ impl S3 {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Request {
-        Request { method, path_and_query, headers, body }
+        let addressing = &self.client.addressing;
+        Request {
+            method,
+            https: addressing.https,
+            authority: addressing.authority.clone(),
+            path_and_query,
+            headers,
+            body,
+        }
     }
 
     /// One ListObjectsV2 call. `prefix` is sent as given.

@@ -4,7 +4,7 @@
 //!
 //! S3 rules (unlike other AWS services): the path is encoded once, not twice, and never
 //! normalised (`a/../b` and `a//b` are distinct keys). URLs passed in must already be encoded
-//! ([`crate::client::encode_key`]).
+//! ([`stowage_sdk::http::encode_key`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -17,8 +17,8 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use percent_encoding::utf8_percent_encode;
 
-use crate::client::QUERY_VALUE;
 use crate::config::Credentials;
+use stowage_sdk::http::QUERY_VALUE;
 
 /// Signing failed; the reason comes from aws-sigv4 and holds no secret (only which part of the
 /// request could not be canonicalised).
