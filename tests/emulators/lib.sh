@@ -1,7 +1,8 @@
-# Shared by garage.sh and redis.sh (sourced, not run): free ports and random secrets, the pid
-# file under DIR, waiting for a server to answer, stopping it, and the `install | start DIR |
-# stop DIR` command line. The sourcing script sets NAME (garage, redis: the prefix of messages,
-# DIR/NAME.pid, DIR/NAME.log and the data directory DIR/NAME) and defines install, start and stop.
+# Shared by garage.sh, redis.sh, gcs.sh and azure.sh (sourced, not run): free ports and random
+# secrets, the pid file under DIR, waiting for a server to answer, stopping it, and the `install |
+# start DIR | stop DIR` command line. The sourcing script sets NAME (garage, redis, gcs, azure: the
+# prefix of messages, DIR/NAME.pid, DIR/NAME.log and the data directory DIR/NAME) and defines
+# install, start and stop.
 
 die() { echo "$NAME.sh: $*" >&2; exit 1; }
 
