@@ -22,6 +22,46 @@ pub struct Cli {
 pub enum Command {
     /// Run the REST API service.
     Serve(Settings),
+    /// Run the adapter conformance suite on one adapter component; exits 1 when a check fails.
+    Conformance(ConformanceArgs),
+}
+
+/// `stowage conformance ADAPTER.wasm [--setting NAME=VALUE]... [--seed-dir DIR]`: the adapter is
+/// opened as an export storage when it can write (the suite seeds through it), else as an import
+/// storage whose files the suite writes into `--seed-dir`. The storage must start empty.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConformanceArgs {
+    /// The adapter component (`.wasm`, wasm32-wasip2).
+    pub adapter: PathBuf,
+
+    /// A storage setting or secret, `NAME=VALUE` (names from the adapter's manifest); repeatable.
+    #[arg(long = "setting", value_name = "NAME=VALUE")]
+    pub setting: Vec<String>,
+
+    /// The empty folder the storage serves: seeded with the test tree when the adapter cannot
+    /// write, and where empty folders are made.
+    #[arg(long)]
+    pub seed_dir: Option<PathBuf>,
+
+    /// Root for directory settings (as `stowage serve --document-root`).
+    #[arg(long)]
+    pub document_root: Option<PathBuf>,
+
+    /// Let the adapter reach loopback and private addresses (a test server on 127.0.0.1).
+    #[arg(long)]
+    pub allow_private_addresses: bool,
+
+    /// Deadline of one adapter call, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub call_timeout_ms: u64,
+
+    /// Memory cap of the adapter instance, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub adapter_memory_mib: u64,
+
+    /// Compiled-code cache directory; a temporary one by default.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Everything `stowage serve` is configured with. The names are a contract: scripts outside the

@@ -5,10 +5,12 @@
 //! - [`sync`]: import and export jobs and their Label Studio status;
 //! - [`tasks`]: task-file parsing and task-data presentation;
 //! - [`plugin`]: the wasmtime runtime, adapter registry, grants and limits;
-//! - [`store`]: SQLite, the only place with SQL.
+//! - [`store`]: SQLite, the only place with SQL;
+//! - [`conformance`]: `stowage conformance`, the adapter conformance suite on one component.
 
 pub mod api;
 pub mod config;
+pub mod conformance;
 pub mod domain;
 pub mod error;
 pub mod plugin;

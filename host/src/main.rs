@@ -16,6 +16,25 @@ fn new_token() -> String {
     hex::encode(bytes)
 }
 
+/// `stowage conformance`: prints the result and exits 1 when a check failed.
+async fn conformance(args: &stowage::config::ConformanceArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.seed_dir
+        && !stowage::conformance::is_empty_dir(dir)
+    {
+        anyhow::bail!("--seed-dir {} must be empty", dir.display());
+    }
+    let failures = stowage::conformance::run(args).await?;
+    if failures.is_empty() {
+        println!("conformance: all checks passed ({})", args.adapter.display());
+        return Ok(());
+    }
+    for f in &failures {
+        println!("FAIL {f}");
+    }
+    println!("conformance: {} check(s) failed ({})", failures.len(), args.adapter.display());
+    std::process::exit(1);
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -23,7 +42,10 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
         .init();
-    let Command::Serve(settings) = Cli::parse().command;
+    let settings = match Cli::parse().command {
+        Command::Serve(settings) => settings,
+        Command::Conformance(args) => return conformance(&args).await,
+    };
     let started = Instant::now();
     let bind = settings.bind;
     let token = settings.token.clone();

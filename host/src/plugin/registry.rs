@@ -40,18 +40,7 @@ impl Registry {
     /// A file that fails to load is logged and skipped; a second adapter for a type already
     /// loaded is refused.
     pub async fn load_dir(dir: &Path, cache_dir: &Path, limits: Limits) -> anyhow::Result<Registry> {
-        let engine = engine::build()?;
-        let mut linker = Linker::<Sandbox>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        let registry = Registry {
-            engine,
-            limits,
-            linker,
-            dir: dir.to_path_buf(),
-            cache_dir: cache_dir.to_path_buf(),
-            adapters: RwLock::new(BTreeMap::new()),
-        };
+        let registry = Registry::new(dir, cache_dir, limits)?;
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read the adapters directory {}", dir.display()))?
             .flatten()
@@ -83,6 +72,30 @@ impl Registry {
             tracing::warn!("no storage adapter loaded from {}: build them with adapters/build.sh", dir.display());
         }
         Ok(registry)
+    }
+
+    /// An empty registry whose [`Registry::install`] saves adapters to `dir`.
+    pub fn new(dir: &Path, cache_dir: &Path, limits: Limits) -> anyhow::Result<Registry> {
+        let engine = engine::build()?;
+        let mut linker = Linker::<Sandbox>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        Ok(Registry {
+            engine,
+            limits,
+            linker,
+            dir: dir.to_path_buf(),
+            cache_dir: cache_dir.to_path_buf(),
+            adapters: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    /// Validates, compiles and describes a component without registering it (`stowage conformance`).
+    ///
+    /// # Errors
+    /// Why the component was refused, as for [`Registry::install`].
+    pub async fn load(&self, bytes: &[u8], file: &str) -> anyhow::Result<Arc<Adapter>> {
+        self.compile(bytes, file).await.map(Arc::new)
     }
 
     /// Validates, compiles (or loads from the cache) and describes a component.
