@@ -117,4 +117,26 @@ pub struct Settings {
     /// Memory cap of one adapter instance, in MiB.
     #[arg(long, env = "STOWAGE_ADAPTER_MEMORY_MIB", default_value_t = 256)]
     pub adapter_memory_mib: u64,
+
+    /// Largest answer accepted from one adapter call (an object body, a listing page), in MiB.
+    #[arg(long, env = "STOWAGE_MAX_RESPONSE_MIB", default_value_t = 64)]
+    pub max_response_mib: u64,
+
+    /// Failed calls of one adapter within 5 minutes (crash, memory, spinning past the deadline,
+    /// oversized answer) after which it is quarantined until a new version is installed; 0 never
+    /// quarantines.
+    #[arg(long, env = "STOWAGE_QUARANTINE_AFTER", default_value_t = 10)]
+    pub quarantine_after: u32,
+}
+
+impl Settings {
+    /// The adapter limits these settings give.
+    pub fn limits(&self) -> crate::plugin::Limits {
+        crate::plugin::Limits {
+            call_timeout: std::time::Duration::from_millis(self.call_timeout_ms),
+            memory_bytes: (self.adapter_memory_mib as usize) << 20,
+            max_response_bytes: (self.max_response_mib as usize) << 20,
+            quarantine_after: self.quarantine_after,
+        }
+    }
 }

@@ -81,6 +81,9 @@ pub async fn run(args: &ConformanceArgs) -> anyhow::Result<Vec<String>> {
     let limits = Limits {
         call_timeout: Duration::from_millis(args.call_timeout_ms),
         memory_bytes: (args.adapter_memory_mib as usize) << 20,
+        // Every failure is reported, none quarantines.
+        quarantine_after: 0,
+        ..Limits::DEFAULT
     };
     let registry = Registry::new(&scratch, &cache, limits)?;
     let file = args.adapter.file_name().unwrap_or_default().to_string_lossy();

@@ -41,10 +41,7 @@ impl App {
         if interrupted > 0 {
             tracing::warn!(interrupted, "syncs interrupted by the previous shutdown marked failed");
         }
-        let limits = plugin::Limits {
-            call_timeout: std::time::Duration::from_millis(settings.call_timeout_ms),
-            memory_bytes: (settings.adapter_memory_mib as usize) << 20,
-        };
+        let limits = settings.limits();
         let cache_dir = settings.cache_dir.clone().unwrap_or_else(|| settings.data_dir.join("adapter-cache"));
         let registry = plugin::Registry::load_dir(&settings.adapters_dir, &cache_dir, limits).await?;
         Ok(App { settings, store, registry, syncing: Mutex::new(HashSet::new()), sessions: Default::default() })

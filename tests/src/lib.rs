@@ -42,6 +42,8 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addre
         allow_private_addresses,
         ambient_credentials: vec![],
         adapter_memory_mib: 64,
+        max_response_mib: 64,
+        quarantine_after: 10,
     }
 }
 

@@ -109,3 +109,143 @@ async fn misbehaving_adapter_fails_its_call_and_the_service_keeps_serving() {
     assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
     assert_eq!(svc.task_data(project).await, [json!({"$undefined$": "misbehave://ok.json"})]);
 }
+
+/// Creates a `misbehave` storage with `fields` (blob mode unless `use_blob_urls` is given) and
+/// syncs it; returns the storage after the sync.
+async fn sync_with(svc: &Service, project: i64, fields: Value) -> Value {
+    let mut body = json!({"project": project, "use_blob_urls": true});
+    body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+    let r = svc.post("/api/storages/misbehave", body).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = svc.post(&format!("/api/storages/misbehave/{}/sync", r.body["id"]), json!(null)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body
+}
+
+fn outcome(s: &Value) -> (&str, &str) {
+    (s["status"].as_str().unwrap(), s["traceback"].as_str().unwrap_or(""))
+}
+
+/// Every way out of the sandbox is refused with a clear error, under the default address policy,
+/// and the service keeps serving: network outside the grant, loopback and the metadata service,
+/// a name that resolves to loopback, files, environment, CPU, memory and answer size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_escapes_are_refused() {
+    let svc = Service::start_with(|tmp| {
+        let mut s = stowage_tests::settings(tmp, 1_000, false);
+        // Room for a 100 MiB answer, so the answer bound (64 MiB) is what stops it.
+        s.adapter_memory_mib = 256;
+        s
+    })
+    .await;
+    let project = svc.project("<View></View>").await;
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+
+    // HTTP: the adapter has no HTTP grant at all.
+    let s = sync_with(&svc, project, json!({"mode": format!("http:http://127.0.0.1:{port}/")})).await;
+    assert_eq!(
+        outcome(&s),
+        (
+            "failed",
+            format!(
+                "list: access denied: the stowage host refused the connection to 127.0.0.1:{port} (address policy)"
+            )
+            .as_str()
+        )
+    );
+    // TCP to a host that is not the granted one.
+    let s =
+        sync_with(&svc, project, json!({"mode": "connect:10.0.0.1:6379", "host": "127.0.0.1", "port": "6379"})).await;
+    assert_eq!(
+        outcome(&s),
+        ("failed", "list: access denied: connect to 10.0.0.1:6379: Permission denied (os error 2)")
+    );
+    // Granted, but loopback, the cloud metadata address, and a name resolving to loopback are
+    // refused under the default policy.
+    for (host, p) in [("127.0.0.1", port), ("169.254.169.254", 80), ("localhost", port)] {
+        let addr = format!("{host}:{p}");
+        let s =
+            sync_with(&svc, project, json!({"mode": format!("connect:{addr}"), "host": host, "port": p.to_string()}))
+                .await;
+        assert_eq!(
+            outcome(&s),
+            ("failed", format!("list: access denied: connect to {addr}: Permission denied (os error 2)").as_str()),
+            "{addr}"
+        );
+    }
+    // Files: no directory is granted, so no path opens.
+    let s = sync_with(&svc, project, json!({"mode": "file:/etc/passwd"})).await;
+    assert_eq!(outcome(&s).0, "failed");
+    assert!(outcome(&s).1.starts_with("list: access denied: read /etc/passwd: "), "{s:?}");
+    // Environment: empty (a sync of its variable names imports nothing).
+    let s = sync_with(&svc, project, json!({"mode": "env"})).await;
+    assert_eq!((outcome(&s), s["last_sync_count"].as_i64()), (("completed", ""), Some(0)));
+    // CPU, memory and answer size.
+    let s = sync_with(&svc, project, json!({"mode": "loop"})).await;
+    assert_eq!(outcome(&s), ("failed", "list: adapter failed: the adapter did not answer within 1000 ms"));
+    let s = sync_with(&svc, project, json!({"mode": "alloc1g"})).await;
+    assert_eq!(outcome(&s), ("failed", "list: adapter failed: the adapter exceeded its memory limit of 256 MiB"));
+    let s = sync_with(&svc, project, json!({"mode": "big:100", "use_blob_urls": false})).await;
+    assert_eq!(
+        outcome(&s),
+        (
+            "completed_with_errors",
+            "ok.json: get: adapter failed: the adapter answered 100 MiB, more than the 64 MiB limit"
+        )
+    );
+
+    // The host is unharmed: the API answers and a healthy storage of the same adapter syncs.
+    assert_eq!(svc.get("/api/projects/").await.status, 200);
+    let s = sync_with(&svc, project, json!({"mode": "ok"})).await;
+    assert_eq!((outcome(&s), s["last_sync_count"].as_i64()), (("completed", ""), Some(1)));
+    drop(server);
+}
+
+/// An adapter that keeps failing is quarantined: its calls are refused at once, `GET /api/adapters`
+/// reports it, and installing a new version lifts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeatedly_failing_adapter_is_quarantined() {
+    let svc = Service::start_with(|tmp| {
+        let mut s = stowage_tests::settings(tmp, 1_000, true);
+        s.quarantine_after = 3;
+        s
+    })
+    .await;
+    let project = svc.project("<View></View>").await;
+    let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok", "use_blob_urls": true})).await;
+    let healthy = format!("/api/storages/misbehave/{}/sync", r.body["id"]);
+    for _ in 0..3 {
+        let s = sync_with(&svc, project, json!({"mode": "trap"})).await;
+        assert_eq!(outcome(&s), ("failed", "list: adapter failed: the adapter crashed (wasm trap)"));
+    }
+    let quarantined = "the misbehave adapter is quarantined after 3 failed calls (crash, memory, deadline or oversized answer); install a fixed version";
+    let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok"})).await;
+    assert_eq!((r.status, &r.body["validation_errors"]), (400, &json!({"non_field_errors": [quarantined]})));
+    let r = svc.post(&healthy, json!(null)).await;
+    assert_eq!((r.status, &r.body["validation_errors"]), (400, &json!({"non_field_errors": [quarantined]})));
+    let adapters = svc.get("/api/adapters").await.body;
+    let misbehave = adapters.as_array().unwrap().iter().find(|a| a["type"] == "misbehave").unwrap();
+    assert_eq!(
+        (&misbehave["status"], &misbehave["failures_recent"], &misbehave["failures_total"]),
+        (&json!("quarantined"), &json!(3), &json!(3))
+    );
+    // Other adapters are unaffected.
+    assert_eq!(
+        adapters.as_array().unwrap().iter().filter(|a| a["status"] == "active").count(),
+        adapters.as_array().unwrap().len() - 1
+    );
+
+    let wasm = std::fs::read(stowage_tests::adapters_dir().join("stowage_test_misbehave.wasm")).unwrap();
+    let r = svc
+        .http
+        .post(format!("{}/api/adapters", svc.url))
+        .header("Authorization", format!("Token {}", stowage_tests::TOKEN))
+        .body(wasm)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let s = svc.post(&healthy, json!(null)).await.body;
+    assert_eq!((outcome(&s), s["last_sync_count"].as_i64()), (("completed", ""), Some(1)));
+}

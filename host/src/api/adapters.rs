@@ -26,6 +26,7 @@ pub fn routes() -> Router<Arc<App>> {
 pub const MAX_ADAPTER_BYTES: usize = 64 << 20;
 
 fn describe(a: &Adapter) -> Value {
+    let (failures_recent, failures_total) = a.health.failures();
     json!({
         "type": a.info.type_name,
         "file": a.file,
@@ -33,6 +34,10 @@ fn describe(a: &Adapter) -> Value {
         // Every adapter loads through the one bindings module today.
         "wit_version": since_v0_1_0::MAX_VERSION,
         "manifest": a.info,
+        "status": if a.health.quarantined() { "quarantined" } else { "active" },
+        // Within the quarantine window (5 minutes).
+        "failures_recent": failures_recent,
+        "failures_total": failures_total,
     })
 }
 

@@ -18,13 +18,30 @@ use super::registry::Adapter;
 use crate::domain::{AdapterInfo, Direction, Entry, ObjectData, Page};
 use crate::error::{ErrorKind, StorageError};
 
-/// Per-instance limits set by the operator.
+/// Limits on adapters set by the operator.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Wall-clock deadline of one call.
     pub call_timeout: Duration,
     /// Linear memory cap of one instance, bytes.
     pub memory_bytes: usize,
+    /// Largest answer the host accepts from one call, bytes: an object body, or the keys and
+    /// etags of one listing page. A bigger answer fails the call (and counts as a failure).
+    pub max_response_bytes: usize,
+    /// Failed calls (trap, memory, spinning past the deadline, oversized answer) within
+    /// [`super::registry::QUARANTINE_WINDOW`] after which an adapter is quarantined: its calls fail
+    /// at once until a new version is installed. 0 disables.
+    pub quarantine_after: u32,
+}
+
+impl Limits {
+    /// The defaults of `stowage serve`: 30 s, 256 MiB, 64 MiB, 10 failures.
+    pub const DEFAULT: Limits = Limits {
+        call_timeout: Duration::from_secs(30),
+        memory_bytes: 256 << 20,
+        max_response_bytes: 64 << 20,
+        quarantine_after: 10,
+    };
 }
 
 /// Store data of one adapter instance: its WASI context (only what the grant allows), HTTP
@@ -113,6 +130,19 @@ fn trap(op: &'static str, e: wasmtime::Error, limits: &Limits) -> StorageError {
     StorageError::new(ErrorKind::AdapterFailed, op, message)
 }
 
+/// The call failure for an answer larger than [`Limits::max_response_bytes`].
+fn oversized(op: &'static str, bytes: usize, limits: &Limits) -> StorageError {
+    StorageError::new(
+        ErrorKind::AdapterFailed,
+        op,
+        format!(
+            "the adapter answered {} MiB, more than the {} MiB limit",
+            bytes.div_ceil(1 << 20),
+            limits.max_response_bytes >> 20
+        ),
+    )
+}
+
 /// Reads the manifest of a freshly loaded adapter.
 pub(crate) async fn describe(
     engine: &Engine,
@@ -161,10 +191,9 @@ macro_rules! call {
         match result {
             Ok(Ok(Ok(v))) => Ok(v),
             Ok(Ok(Err(e))) => Err(v0_1_0::error($op, e)),
-            Ok(Err(e)) => {
-                $self.live = None;
-                Err(trap($op, e, &limits))
-            }
+            Ok(Err(e)) => Err($self.failed(trap($op, e, &limits))),
+            // Waiting on the network past the deadline: the instance is dropped, but a slow
+            // server is not the adapter's fault, so it does not count toward quarantine.
             Err(_elapsed) => {
                 $self.live = None;
                 Err(trap($op, wasmtime::Error::msg(DEADLINE), &limits))
@@ -197,7 +226,40 @@ impl Session {
         &self.adapter.info
     }
 
+    /// Records a failed call: the instance is dead (or untrusted), and the adapter's failure count
+    /// grows toward quarantine. Returns `error`.
+    fn failed(&mut self, error: StorageError) -> StorageError {
+        self.live = None;
+        if self.adapter.health.failed(self.limits.quarantine_after) {
+            tracing::error!(
+                r#type = self.adapter.info.type_name,
+                hash = &self.adapter.hash[..12],
+                failures = self.limits.quarantine_after,
+                "adapter quarantined after repeated failed calls; the last: {error}"
+            );
+        }
+        error
+    }
+
+    /// Fails a call whose answer is bigger than the limit.
+    fn bounded<T>(&mut self, op: &'static str, value: T, bytes: usize) -> Result<T, StorageError> {
+        if bytes > self.limits.max_response_bytes {
+            return Err(self.failed(oversized(op, bytes, &self.limits)));
+        }
+        Ok(value)
+    }
+
     async fn live(&mut self) -> Result<&mut Live, StorageError> {
+        if self.adapter.health.quarantined() {
+            return Err(StorageError::new(
+                ErrorKind::AdapterFailed,
+                "open",
+                format!(
+                    "the {} adapter is quarantined after {} failed calls (crash, memory, deadline or oversized answer); install a fixed version",
+                    self.adapter.info.type_name, self.limits.quarantine_after
+                ),
+            ));
+        }
         if self.live.is_none() {
             let mut store = new_store(&self.engine, &self.grant, &self.limits)?;
             store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
@@ -237,7 +299,13 @@ impl Session {
             page_size,
             recursive
         ))?;
-        Ok(Page { entries: page.entries.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
+        if page.entries.len() > page_size as usize {
+            let message = format!("the adapter listed {} keys for a page of {page_size}", page.entries.len());
+            return Err(self.failed(StorageError::new(ErrorKind::AdapterFailed, "list", message)));
+        }
+        let bytes = page.entries.iter().map(|e| e.key.len() + e.etag.as_ref().map_or(0, String::len) + 32).sum();
+        let page = Page { entries: page.entries.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor };
+        self.bounded("list", page, bytes)
     }
 
     /// Metadata of one object; `NotFound` when missing.
@@ -248,7 +316,10 @@ impl Session {
     /// Reads `key`, or the inclusive byte range `start..=end` of it.
     pub async fn get(&mut self, key: &str, range: Option<(u64, Option<u64>)>) -> Result<ObjectData, StorageError> {
         let range = range.map(|(start, end)| ByteRange { start, end });
-        call!(self, "get", |api, store, backend| api.call_get(store, backend, key, range)).map(Into::into)
+        let object: v0_1_0::wit::Object =
+            call!(self, "get", |api, store, backend| api.call_get(store, backend, key, range))?;
+        let bytes = object.body.len();
+        self.bounded("get", object.into(), bytes)
     }
 
     /// Writes (creates or replaces) an object.

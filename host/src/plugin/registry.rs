@@ -1,9 +1,11 @@
 //! Loaded adapters, keyed by the storage type each declares (`localfiles`, `s3`, ...).
 
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use wasmtime::Engine;
@@ -22,6 +24,53 @@ pub struct Adapter {
     /// File name it was loaded from.
     pub file: String,
     pub(crate) pre: v0_1_0::AdapterPre<Sandbox>,
+    /// Failed calls so far, for quarantine ([`super::Limits::quarantine_after`]).
+    pub health: Health,
+}
+
+/// Failed calls of one loaded adapter, for quarantine. A failed call is one the adapter broke:
+/// a trap (panic, memory cap, spinning past the deadline) or an oversized answer. Typed storage
+/// errors and waits on a slow network are not the adapter's fault and do not count. Installing a
+/// new version starts from a clean record.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// When the failures of the last [`QUARANTINE_WINDOW`] happened.
+    recent: Mutex<VecDeque<Instant>>,
+    total: AtomicU64,
+    quarantined: AtomicBool,
+}
+
+/// The span over which failed calls are counted toward quarantine.
+pub const QUARANTINE_WINDOW: Duration = Duration::from_secs(300);
+
+impl Health {
+    /// Counts a failed call; returns true when it is the one that quarantines the adapter:
+    /// `after` failures within [`QUARANTINE_WINDOW`] (0 never quarantines).
+    pub fn failed(&self, after: u32) -> bool {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_back(now);
+        while recent.front().is_some_and(|t| now.duration_since(*t) > QUARANTINE_WINDOW) {
+            recent.pop_front();
+        }
+        after > 0 && recent.len() >= after as usize && !self.quarantined.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether the adapter's calls are refused.
+    pub fn quarantined(&self) -> bool {
+        self.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// Failed calls within the window, and in total since the adapter was loaded.
+    pub fn failures(&self) -> (usize, u64) {
+        let now = Instant::now();
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            recent.iter().filter(|t| now.duration_since(**t) <= QUARANTINE_WINDOW).count(),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// All adapters, by storage type name. Adapters can be added or replaced while the service runs
@@ -125,7 +174,7 @@ impl Registry {
         {
             bail!("invalid storage type name {:?}", info.type_name);
         }
-        Ok(Adapter { info, hash: loaded.hash, file: file.to_string(), pre })
+        Ok(Adapter { info, hash: loaded.hash, file: file.to_string(), pre, health: Health::default() })
     }
 
     /// Adds an adapter while the service runs, or replaces the one of the same storage type: the

@@ -1,9 +1,11 @@
 //! A deliberately broken adapter for the sandbox tests. Its `mode` setting picks the misbehaviour
-//! of `list` and `get`: `trap` panics, `loop` spins forever, `alloc` allocates without bound;
+//! of `list` and `get`: `trap` panics, `loop` spins forever, `alloc` allocates without bound,
+//! `alloc1g` asks for 1 GiB at once, `big:N` answers `get` with N MiB;
 //! `connect:ADDR` opens a TCP connection to ADDR (its grant is `host`:`port` only); `read:ADDR`
-//! connects and waits for bytes that never come; `env` lists the
-//! environment variables it can see as keys; anything else returns one entry, so a healthy call
-//! can be told apart from a failed one.
+//! connects and waits for bytes that never come; `http:URL` sends an HTTP GET (it has no HTTP
+//! grant); `file:PATH` reads a file (it has no directory); `env` lists the environment variables
+//! it can see as keys; anything else returns one entry, so a healthy call can be told apart from
+//! a failed one.
 
 use stowage_sdk::{
     AdapterInfo, Backend, ByteRange, Capabilities, Config, Entry, Error, GrantRequest, Object, Page, Setting,
@@ -23,6 +25,10 @@ impl Misbehave {
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
+            }
+            "alloc1g" => {
+                let hog = vec![1u8; 1 << 30];
+                std::hint::black_box(&hog);
             }
             "alloc" => {
                 let mut hog: Vec<Vec<u8>> = Vec::new();
@@ -54,8 +60,32 @@ impl Misbehave {
             let _ = std::io::Read::read_to_end(&mut stream, &mut buf);
             return Some(Ok(vec![entry(format!("read {} bytes", buf.len()))]));
         }
+        if let Some(url) = self.mode.strip_prefix("http:") {
+            return Some(http_get(url).map(|status| vec![entry(format!("HTTP {status} from {url}"))]));
+        }
+        if let Some(path) = self.mode.strip_prefix("file:") {
+            return Some(match std::fs::read(path) {
+                Ok(bytes) => Ok(vec![entry(format!("read {} bytes of {path}", bytes.len()))]),
+                Err(e) => Err(Error::Denied(format!("read {path}: {e}"))),
+            });
+        }
         (self.mode == "env").then(|| Ok(std::env::vars().map(|(k, _)| entry(k)).collect()))
     }
+}
+
+/// Sends `GET url` (`http://host[:port]/path`) and returns the status.
+fn http_get(url: &str) -> Result<u16, Error> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| Error::InvalidConfig("http:// URLs only".into()))?;
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let request = stowage_sdk::http::Request {
+        method: "GET",
+        https: false,
+        authority: authority.into(),
+        path_and_query: path,
+        headers: vec![],
+        body: vec![],
+    };
+    stowage_sdk::http::send(&request).map(|r| r.status)
 }
 
 impl Backend for Misbehave {
@@ -73,7 +103,8 @@ impl Backend for Misbehave {
                     default_value: None,
                     export_default_value: None,
                     env_fallback: None,
-                    help: "trap, loop, alloc, connect:ADDR, env or ok".into(),
+                    help: "trap, loop, alloc, alloc1g, big:N, connect:ADDR, read:ADDR, http:URL, file:PATH, env or ok"
+                        .into(),
                 },
                 Setting {
                     name: "host".into(),
@@ -125,6 +156,16 @@ impl Backend for Misbehave {
 
     fn get(&self, _key: &str, _range: Option<ByteRange>) -> Result<Object, Error> {
         self.misbehave();
+        if let Some(mib) = self.mode.strip_prefix("big:").and_then(|n| n.parse::<usize>().ok()) {
+            let body = vec![b' '; mib << 20];
+            return Ok(Object {
+                total_size: body.len() as u64,
+                body,
+                etag: None,
+                content_type: None,
+                last_modified: None,
+            });
+        }
         Ok(Object {
             body: b"{\"ok\": true}".to_vec(),
             total_size: 12,
