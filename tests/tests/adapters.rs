@@ -74,3 +74,32 @@ async fn an_uploaded_adapter_serves_its_storage_type_without_a_restart() {
     assert_eq!(types(&svc.get("/api/storages/types").await.body), ["localfiles", "misbehave"]);
     assert!(!only_localfs.path().join("localfs.wasm").exists() && only_localfs.path().join("localfiles.wasm").exists());
 }
+
+/// The storage form of a type is its manifest's settings plus Label Studio's common fields:
+/// unknown settings and missing required ones are refused with Label Studio's validation shape.
+#[tokio::test]
+async fn the_manifest_describes_the_storage_form() {
+    let svc = Service::start().await;
+    let project = svc.project("<View></View>").await;
+    let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok", "bucket_name": "b"})).await;
+    assert_eq!(
+        (r.status, &r.body["validation_errors"]),
+        (400, &json!({"bucket_name": ["Unknown field: misbehave storage has no setting \"bucket_name\"."]}))
+    );
+    let r = svc.post("/api/storages/misbehave", json!({"project": project, "port": 5})).await;
+    assert_eq!((r.status, &r.body["validation_errors"]), (400, &json!({"mode": ["This field is required."]})));
+    // Fields read from the API may be sent back unchanged.
+    let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok"})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let mut echoed = r.body.clone();
+    echoed["title"] = json!("renamed");
+    let r = svc.patch(&format!("/api/storages/misbehave/{}", r.body["id"]), echoed).await;
+    assert_eq!((r.status, r.body["title"].as_str(), r.body["mode"].as_str()), (200, Some("renamed"), Some("ok")));
+
+    let adapters = svc.get("/api/adapters").await.body;
+    let misbehave = adapters.as_array().unwrap().iter().find(|a| a["type"] == "misbehave").unwrap();
+    let names: Vec<&str> =
+        misbehave["manifest"]["settings"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["mode", "host", "port"]);
+    assert_eq!(misbehave["manifest"]["settings"][0]["required"], true);
+}

@@ -148,8 +148,25 @@ fn add(errors: &mut Errors, field: &str, message: impl Into<String>) {
     errors.entry(field.to_string()).or_default().push(message.into());
 }
 
-/// Applies the request body to `s` (a new storage or a stored one). Unknown keys are ignored, as
-/// in Label Studio. Returns the names of adapter settings whose value changed.
+/// Fields of every storage that a client may send back as it read them (Label Studio ignores
+/// them on write), besides the writable common ones and the type's own.
+const READ_ONLY_FIELDS: [&str; 10] = [
+    "id",
+    "type",
+    "created_at",
+    "last_sync",
+    "last_sync_count",
+    "last_sync_job",
+    "status",
+    "traceback",
+    "meta",
+    "created_ago",
+];
+
+/// Applies the request body to `s` (a new storage or a stored one). A key that is neither a
+/// common field nor one of the type's settings is refused: the manifest describes the form, and
+/// a misspelt setting (`bucket_name`) silently ignored would leave a storage misconfigured.
+/// Returns the names of adapter settings whose value changed.
 fn apply_body(
     app: &App,
     s: &mut Storage,
@@ -178,6 +195,14 @@ fn apply_body(
             Ok(Value::Bool(b)) => s.synchronizable = b,
             Ok(_) => {}
             Err(m) => add(errors, "synchronizable", m),
+        }
+    }
+    for key in body.keys() {
+        let known = ["project", "title", "description", "synchronizable"].contains(&key.as_str())
+            || READ_ONLY_FIELDS.contains(&key.as_str())
+            || specs.iter().any(|f| f.name == *key);
+        if !known {
+            add(errors, key, format!("Unknown field: {} storage has no setting {key:?}.", s.type_name));
         }
     }
     let mut changed = Vec::new();
