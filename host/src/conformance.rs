@@ -114,7 +114,15 @@ pub async fn run(args: &ConformanceArgs) -> anyhow::Result<Vec<String>> {
         let Some(v) = v else { continue };
         if spec.secret { secrets.push((spec.name.clone(), v)) } else { settings.push((spec.name.clone(), v)) }
     }
-    let session = Session::new(adapter.clone(), registry.engine.clone(), limits, grant, settings, secrets);
+    let session = Session::new(
+        adapter.clone(),
+        registry.engine.clone(),
+        limits,
+        registry.cache.clone(),
+        grant,
+        settings,
+        secrets,
+    );
     let mut driver = SessionDriver { session, dir: args.seed_dir.clone() };
     let result = conformance::run(&mut driver).await;
     let _ = std::fs::remove_dir_all(&scratch);

@@ -103,3 +103,84 @@ async fn the_manifest_describes_the_storage_form() {
     assert_eq!(names, ["mode", "host", "port"]);
     assert_eq!(misbehave["manifest"]["settings"][0]["required"], true);
 }
+
+/// `bytes` with every `stowage:storage/...@0.1.0` name rewritten to `@9.9.9` (same length, so the
+/// component stays well-formed): an adapter built for a WIT version this host does not know.
+fn retarget(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let (from, to) = (from.as_bytes(), to.as_bytes());
+    assert_eq!(from.len(), to.len());
+    let mut i = 0;
+    let mut replaced = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            replaced += 1;
+        }
+        i += 1;
+    }
+    assert!(replaced > 0, "nothing to retarget");
+    out
+}
+
+/// The host loads adapters of every supported WIT version side by side (0.1.0 and 0.2.0, whose
+/// `host-cache` import keeps values per storage across instances), and refuses another version
+/// with a message naming it while the loaded adapters keep working.
+#[tokio::test]
+async fn adapters_of_both_wit_versions_load_and_others_are_refused() {
+    let own = tempfile::tempdir().unwrap();
+    std::fs::copy(adapters_dir().join("stowage_test_misbehave.wasm"), own.path().join("misbehave.wasm")).unwrap();
+    let dir = own.path().to_path_buf();
+    let svc = Service::start_with(|tmp| {
+        let mut s = settings(tmp, 10_000, true);
+        s.adapters_dir = dir;
+        s
+    })
+    .await;
+
+    let probe = std::fs::read(adapters_dir().join("stowage_test_cacheprobe.wasm")).unwrap();
+    let (status, body) = upload(&svc, probe).await;
+    assert_eq!((status, body["type"].as_str(), body["wit_version"].as_str()), (201, Some("cacheprobe"), Some("0.2.0")));
+    let listed = svc.get("/api/adapters").await.body;
+    let versions: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["type"].as_str().unwrap(), a["wit_version"].as_str().unwrap()))
+        .collect();
+    assert_eq!(versions, [("cacheprobe", "0.2.0"), ("misbehave", "0.1.0")]);
+
+    // Each sync opens a new instance; the count lives in the host cache, per storage.
+    let project = svc.project("<View></View>").await;
+    let create = |name: &str| json!({"project": project, "name": name, "use_blob_urls": true});
+    let a = svc.post("/api/storages/cacheprobe", create("a")).await.body["id"].as_i64().unwrap();
+    let b = svc.post("/api/storages/cacheprobe", create("b")).await.body["id"].as_i64().unwrap();
+    for storage in [a, a, b] {
+        let r = svc.post(&format!("/api/storages/cacheprobe/{storage}/sync"), Value::Null).await;
+        assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
+    }
+    let mut data: Vec<String> =
+        svc.task_data(project).await.iter().map(|t| t["$undefined$"].as_str().unwrap().to_string()).collect();
+    data.sort();
+    assert_eq!(data, ["cacheprobe://call-1.json", "cacheprobe://call-1.json", "cacheprobe://call-2.json"]);
+
+    // A 0.1.0 adapter retargeted to an unknown version, and a 0.2.0 one, are refused by name.
+    let misbehave = std::fs::read(adapters_dir().join("stowage_test_misbehave.wasm")).unwrap();
+    let (status, body) =
+        upload(&svc, retarget(&misbehave, "stowage:storage/backend-api@0.1.0", "stowage:storage/backend-api@9.9.9"))
+            .await;
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (
+            400,
+            Some(
+                "Adapter refused: built for stowage:storage@9.9.9, which this host does not support (it loads 0.1.0 and 0.2.0)"
+            )
+        )
+    );
+    // The loaded adapter of that type keeps working.
+    let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok", "use_blob_urls": true})).await;
+    let r = svc.post(&format!("/api/storages/misbehave/{}/sync", r.body["id"]), Value::Null).await;
+    assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
+    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["cacheprobe", "misbehave"]);
+}

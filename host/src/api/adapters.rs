@@ -15,7 +15,6 @@ use super::error::{ApiError, ApiResult};
 use super::{AppState, Caller};
 use crate::App;
 use crate::plugin::Adapter;
-use crate::plugin::bindings::since_v0_1_0;
 
 /// The adapters routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -31,8 +30,7 @@ fn describe(a: &Adapter) -> Value {
         "type": a.info.type_name,
         "file": a.file,
         "sha256": a.hash,
-        // Every adapter loads through the one bindings module today.
-        "wit_version": since_v0_1_0::MAX_VERSION,
+        "wit_version": a.version.as_str(),
         "manifest": a.info,
         "status": if a.health.quarantined() { "quarantined" } else { "active" },
         // Within the quarantine window (5 minutes).

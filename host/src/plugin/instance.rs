@@ -11,7 +11,8 @@ use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::since_v0_1_0::{self as v0_1_0, ByteRange, Method};
+use super::bindings::{since_v0_1_0, since_v0_2_0};
+use super::cache::HostCache;
 use super::egress::Egress;
 use super::grants::Grant;
 use super::registry::Adapter;
@@ -48,6 +49,9 @@ impl Limits {
 /// egress policy, resource table, memory limiter and the running call's deadline.
 pub struct Sandbox {
     wasi: WasiCtx,
+    /// The per-storage cache (WIT 0.2.0 `host-cache`) and this storage's namespace in it.
+    cache: Arc<HostCache>,
+    namespace: [u8; 32],
     http: WasiHttpCtx,
     egress: Egress,
     table: ResourceTable,
@@ -67,7 +71,66 @@ impl WasiHttpView for Sandbox {
     }
 }
 
-fn new_store(engine: &Engine, grant: &Grant, limits: &Limits) -> Result<Store<Sandbox>, StorageError> {
+/// Keys longer than this are ignored by the host cache.
+const MAX_CACHE_KEY_BYTES: usize = 256;
+
+impl since_v0_2_0::stowage::storage::host_cache::Host for Sandbox {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.cache.get(&self.namespace, &key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) {
+        if key.len() <= MAX_CACHE_KEY_BYTES {
+            self.cache.set(&self.namespace, &key, value, Duration::from_secs(ttl_seconds.into()));
+        }
+    }
+}
+
+/// A component pre-instantiated with the bindings of the WIT version it was built against.
+pub(crate) enum Pre {
+    V0_1_0(since_v0_1_0::AdapterPre<Sandbox>),
+    V0_2_0(since_v0_2_0::AdapterPre<Sandbox>),
+}
+
+/// A live instance's bindings, of its WIT version.
+enum Bindings {
+    V0_1_0(since_v0_1_0::Adapter),
+    V0_2_0(since_v0_2_0::Adapter),
+}
+
+/// Runs `$body` with `$v` bound to the value inside a [`Pre`] or [`Bindings`] and `$m` naming
+/// that version's bindings module, so one text serves every version.
+/// With `$wrap`, also binds the [`Bindings`] variant of that version.
+macro_rules! dispatch {
+    ($enum:ident, $value:expr, |$v:ident, $m:ident| $body:expr) => {
+        dispatch!($enum, $value, |$v, $m, _wrap| $body)
+    };
+    ($enum:ident, $value:expr, |$v:ident, $m:ident, $wrap:ident| $body:expr) => {
+        match $value {
+            $enum::V0_1_0($v) => {
+                #[allow(unused_imports)]
+                use super::bindings::since_v0_1_0 as $m;
+                #[allow(unused_variables)]
+                let $wrap = Bindings::V0_1_0;
+                $body
+            }
+            $enum::V0_2_0($v) => {
+                #[allow(unused_imports)]
+                use super::bindings::since_v0_2_0 as $m;
+                #[allow(unused_variables)]
+                let $wrap = Bindings::V0_2_0;
+                $body
+            }
+        }
+    };
+}
+
+fn new_store(
+    engine: &Engine,
+    grant: &Grant,
+    limits: &Limits,
+    cache: (Arc<HostCache>, [u8; 32]),
+) -> Result<Store<Sandbox>, StorageError> {
     let mut wasi = WasiCtxBuilder::new();
     // No environment, arguments, stdio, network or name lookup: only what the grant adds.
     wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
@@ -88,6 +151,8 @@ fn new_store(engine: &Engine, grant: &Grant, limits: &Limits) -> Result<Store<Sa
     }
     let data = Sandbox {
         wasi: wasi.build(),
+        cache: cache.0,
+        namespace: cache.1,
         http: WasiHttpCtx::new(),
         egress: Egress {
             rules: grant.http_hosts.clone(),
@@ -146,19 +211,22 @@ fn oversized(op: &'static str, bytes: usize, limits: &Limits) -> StorageError {
 /// Reads the manifest of a freshly loaded adapter.
 pub(crate) async fn describe(
     engine: &Engine,
-    pre: &v0_1_0::AdapterPre<Sandbox>,
+    pre: &Pre,
     limits: &Limits,
+    cache: &Arc<HostCache>,
 ) -> anyhow::Result<AdapterInfo> {
-    let mut store = new_store(engine, &Grant::default(), limits)?;
+    // No storage yet: a namespace of its own, which no storage's hash can equal in practice.
+    let mut store = new_store(engine, &Grant::default(), limits, (cache.clone(), [0; 32]))?;
     store.data_mut().deadline = Instant::now() + limits.call_timeout;
-    let instance = pre.instantiate_async(&mut store).await?;
-    let info = instance.stowage_storage_backend_api().call_describe(&mut store).await?;
-    Ok(info.into())
+    dispatch!(Pre, pre, |pre, m| {
+        let instance = pre.instantiate_async(&mut store).await?;
+        Ok(instance.stowage_storage_backend_api().call_describe(&mut store).await?.into())
+    })
 }
 
 struct Live {
     store: Store<Sandbox>,
-    bindings: v0_1_0::Adapter,
+    bindings: Bindings,
     backend: ResourceAny,
 }
 
@@ -167,6 +235,9 @@ pub struct Session {
     adapter: Arc<Adapter>,
     engine: Engine,
     limits: Limits,
+    cache: Arc<HostCache>,
+    /// SHA-256 of the storage type and its whole configuration: its namespace in `cache`.
+    namespace: [u8; 32],
     grant: Grant,
     settings: Vec<(String, String)>,
     secrets: Vec<(String, String)>,
@@ -176,21 +247,28 @@ pub struct Session {
 /// Runs one guest call on the live instance (instantiating it first if needed), with the deadline
 /// set; a trap discards the instance. Evaluates to `Result<T, StorageError>`.
 macro_rules! call {
-    ($self:ident, $op:literal, |$api:ident, $store:ident, $backend:ident| $body:expr) => {{
+    ($self:ident, $op:literal, |$m:ident, $api:ident, $store:ident, $backend:ident| $body:expr) => {{
         let limits = $self.limits;
         let result = {
             let live = $self.live().await?;
             live.store.data_mut().deadline = Instant::now() + limits.call_timeout;
-            let $api = live.bindings.stowage_storage_backend_api().backend();
             let $store = &mut live.store;
             let $backend = live.backend;
-            // The epoch deadline stops a running guest; this one also covers a guest waiting on
-            // the network (a server that accepts and never answers).
-            tokio::time::timeout(limits.call_timeout, $body).await
+            dispatch!(Bindings, &live.bindings, |bindings, $m| {
+                let $api = bindings.stowage_storage_backend_api().backend();
+                // The epoch deadline stops a running guest; this one also covers a guest waiting
+                // on the network (a server that accepts and never answers).
+                match tokio::time::timeout(limits.call_timeout, $body).await {
+                    Ok(Ok(Ok(v))) => Ok(Ok(Ok(v.into()))),
+                    Ok(Ok(Err(e))) => Ok(Ok(Err($m::error($op, e)))),
+                    Ok(Err(trapped)) => Ok(Err(trapped)),
+                    Err(elapsed) => Err(elapsed),
+                }
+            })
         };
         match result {
             Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(e))) => Err(v0_1_0::error($op, e)),
+            Ok(Ok(Err(e))) => Err(e),
             Ok(Err(e)) => Err($self.failed(trap($op, e, &limits))),
             // Waiting on the network past the deadline: the instance is dropped, but a slow
             // server is not the adapter's fault, so it does not count toward quarantine.
@@ -209,11 +287,26 @@ impl Session {
         adapter: Arc<Adapter>,
         engine: Engine,
         limits: Limits,
+        cache: Arc<HostCache>,
         grant: Grant,
         settings: Vec<(String, String)>,
         secrets: Vec<(String, String)>,
     ) -> Session {
-        Session { adapter, engine, limits, grant, settings, secrets, live: None }
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(adapter.info.type_name.as_bytes());
+        for list in [&settings, &secrets] {
+            h.update((list.len() as u64).to_le_bytes());
+            for (k, v) in list {
+                // Length-prefixed, so no two configurations hash the same bytes.
+                for part in [k, v] {
+                    h.update((part.len() as u64).to_le_bytes());
+                    h.update(part.as_bytes());
+                }
+            }
+        }
+        let namespace = h.finalize().into();
+        Session { adapter, engine, limits, cache, namespace, grant, settings, secrets, live: None }
     }
 
     /// SHA-256 of the adapter this session runs.
@@ -261,17 +354,21 @@ impl Session {
             ));
         }
         if self.live.is_none() {
-            let mut store = new_store(&self.engine, &self.grant, &self.limits)?;
+            let cache = (self.cache.clone(), self.namespace);
+            let mut store = new_store(&self.engine, &self.grant, &self.limits, cache)?;
             store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
-            let bindings =
-                self.adapter.pre.instantiate_async(&mut store).await.map_err(|e| trap("open", e, &self.limits))?;
-            let opened = bindings
-                .stowage_storage_backend_api()
-                .backend()
-                .call_open(&mut store, &self.settings, &self.secrets)
-                .await
-                .map_err(|e| trap("open", e, &self.limits))?;
-            let backend = opened.map_err(|e| v0_1_0::error("open", e))?;
+            let limits = &self.limits;
+            let (bindings, backend) = dispatch!(Pre, &self.adapter.pre, |pre, m, wrap| {
+                let bindings = pre.instantiate_async(&mut store).await.map_err(|e| trap("open", e, limits))?;
+                let opened = bindings
+                    .stowage_storage_backend_api()
+                    .backend()
+                    .call_open(&mut store, &self.settings, &self.secrets)
+                    .await
+                    .map_err(|e| trap("open", e, limits))?;
+                let backend = opened.map_err(|e| m::error("open", e))?;
+                (wrap(bindings), backend)
+            });
             self.live = Some(Live { store, bindings, backend });
         }
         Ok(self.live.as_mut().expect("instance just created"))
@@ -279,7 +376,7 @@ impl Session {
 
     /// Validates the connection of an import or export storage.
     pub async fn check(&mut self, direction: Direction) -> Result<(), StorageError> {
-        call!(self, "check", |api, store, backend| api.call_check(store, backend, direction.into()))
+        call!(self, "check", |m, api, store, backend| api.call_check(store, backend, direction.into()))
     }
 
     /// One page of keys under `prefix`.
@@ -291,7 +388,7 @@ impl Session {
         recursive: bool,
     ) -> Result<Page, StorageError> {
         let cursor = cursor.map(str::to_owned);
-        let page: v0_1_0::wit::Page = call!(self, "list", |api, store, backend| api.call_list(
+        let page: Page = call!(self, "list", |m, api, store, backend| api.call_list(
             store,
             backend,
             prefix,
@@ -304,58 +401,64 @@ impl Session {
             return Err(self.failed(StorageError::new(ErrorKind::AdapterFailed, "list", message)));
         }
         let bytes = page.entries.iter().map(|e| e.key.len() + e.etag.as_ref().map_or(0, String::len) + 32).sum();
-        let page = Page { entries: page.entries.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor };
         self.bounded("list", page, bytes)
     }
 
     /// Metadata of one object; `NotFound` when missing.
     pub async fn stat(&mut self, key: &str) -> Result<Entry, StorageError> {
-        call!(self, "stat", |api, store, backend| api.call_stat(store, backend, key)).map(Into::into)
+        call!(self, "stat", |m, api, store, backend| api.call_stat(store, backend, key))
     }
 
     /// Reads `key`, or the inclusive byte range `start..=end` of it.
     pub async fn get(&mut self, key: &str, range: Option<(u64, Option<u64>)>) -> Result<ObjectData, StorageError> {
-        let range = range.map(|(start, end)| ByteRange { start, end });
-        let object: v0_1_0::wit::Object =
-            call!(self, "get", |api, store, backend| api.call_get(store, backend, key, range))?;
+        let object: ObjectData = call!(self, "get", |m, api, store, backend| {
+            let range = range.map(|(start, end)| m::ByteRange { start, end });
+            api.call_get(store, backend, key, range)
+        })?;
         let bytes = object.body.len();
-        self.bounded("get", object.into(), bytes)
+        self.bounded("get", object, bytes)
     }
 
     /// Writes (creates or replaces) an object.
     pub async fn put(&mut self, key: &str, body: &[u8], content_type: Option<&str>) -> Result<(), StorageError> {
-        call!(self, "put", |api, store, backend| api.call_put(store, backend, key, body, content_type))
+        call!(self, "put", |m, api, store, backend| api.call_put(store, backend, key, body, content_type))
     }
 
     /// Deletes objects; missing ones are not an error.
     pub async fn delete(&mut self, keys: &[String]) -> Result<(), StorageError> {
-        call!(self, "delete", |api, store, backend| api.call_delete(store, backend, keys))
+        call!(self, "delete", |m, api, store, backend| api.call_delete(store, backend, keys))
     }
 
     /// A presigned GET URL valid for `ttl_seconds`.
     pub async fn presign_get(&mut self, key: &str, ttl_seconds: u32) -> Result<String, StorageError> {
-        call!(self, "presign", |api, store, backend| api.call_presign(store, backend, Method::Get, key, ttl_seconds))
+        call!(self, "presign", |m, api, store, backend| api.call_presign(
+            store,
+            backend,
+            m::Method::Get,
+            key,
+            ttl_seconds
+        ))
     }
 
     /// The key an export storage writes annotation `annotation_id` to.
     pub async fn export_key(&mut self, annotation_id: i64) -> Result<String, StorageError> {
-        call!(self, "export-key", |api, store, backend| async {
-            api.call_export_key(store, backend, annotation_id as u64).await.map(Ok::<_, v0_1_0::wit::Error>)
+        call!(self, "export-key", |m, api, store, backend| async {
+            api.call_export_key(store, backend, annotation_id as u64).await.map(Ok::<_, m::wit::Error>)
         })
     }
 
     /// The key of `uri` if this storage serves it.
     pub async fn key_of_uri(&mut self, uri: &str) -> Result<Option<String>, StorageError> {
-        call!(self, "key-of-uri", |api, store, backend| async {
-            api.call_key_of_uri(store, backend, uri).await.map(Ok::<_, v0_1_0::wit::Error>)
+        call!(self, "key-of-uri", |m, api, store, backend| async {
+            api.call_key_of_uri(store, backend, uri).await.map(Ok::<_, m::wit::Error>)
         })
     }
 
     /// The URI a blob-mode task stores for `key`.
     pub async fn blob_uri(&mut self, key: &str) -> Result<String, StorageError> {
         // `blob-uri` cannot fail in WIT; wrap its value so the shared call path applies.
-        call!(self, "blob-uri", |api, store, backend| async {
-            api.call_blob_uri(store, backend, key).await.map(Ok::<_, v0_1_0::wit::Error>)
+        call!(self, "blob-uri", |m, api, store, backend| async {
+            api.call_blob_uri(store, backend, key).await.map(Ok::<_, m::wit::Error>)
         })
     }
 }

@@ -9,8 +9,11 @@
 //!    [`egress`] enforces its HTTP part on every outbound connection.
 //! 4. [`instance`] opens a [`Session`] on one storage: a store with those grants, a deadline per
 //!    call and a memory cap; a trapped instance is rebuilt on the next call.
+//! 5. [`bindings`] holds one module per supported WIT version; [`cache`] is the per-storage cache
+//!    that version 0.2.0 imports.
 
 pub mod bindings;
+pub mod cache;
 pub mod egress;
 pub mod engine;
 pub mod grants;

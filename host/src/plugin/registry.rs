@@ -11,9 +11,10 @@ use anyhow::{Context, bail};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use super::bindings::since_v0_1_0 as v0_1_0;
+use super::bindings::{SUPPORTED, Version, since_v0_1_0, since_v0_2_0};
+use super::cache::HostCache;
 use super::engine;
-use super::instance::{Limits, Sandbox};
+use super::instance::{Limits, Pre, Sandbox};
 use crate::domain::AdapterInfo;
 
 /// One loaded adapter: its manifest and a pre-instantiated component.
@@ -23,7 +24,9 @@ pub struct Adapter {
     pub hash: String,
     /// File name it was loaded from.
     pub file: String,
-    pub(crate) pre: v0_1_0::AdapterPre<Sandbox>,
+    /// The `stowage:storage` version it was built against.
+    pub version: Version,
+    pub(crate) pre: Pre,
     /// Failed calls so far, for quarantine ([`super::Limits::quarantine_after`]).
     pub health: Health,
 }
@@ -79,6 +82,8 @@ pub struct Registry {
     pub engine: Engine,
     pub limits: Limits,
     linker: Linker<Sandbox>,
+    /// Values adapters (WIT 0.2.0) keep per storage across instances.
+    pub cache: Arc<HostCache>,
     dir: PathBuf,
     cache_dir: PathBuf,
     adapters: RwLock<BTreeMap<String, Arc<Adapter>>>,
@@ -129,10 +134,16 @@ impl Registry {
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        // Imports of newer WIT versions; a 0.1.0 component does not ask for them.
+        since_v0_2_0::stowage::storage::host_cache::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
+            &mut linker,
+            |s| s,
+        )?;
         Ok(Registry {
             engine,
             limits,
             linker,
+            cache: Arc::default(),
             dir: dir.to_path_buf(),
             cache_dir: cache_dir.to_path_buf(),
             adapters: RwLock::new(BTreeMap::new()),
@@ -158,23 +169,49 @@ impl Registry {
             "{}",
             if loaded.cached { "adapter code loaded from cache" } else { "adapter compiled" }
         );
-        let pre = self
-            .linker
-            .instantiate_pre(&loaded.component)
-            .map_err(|e| anyhow::Error::from(e).context("the adapter imports something the host does not provide"))?;
-        let pre = v0_1_0::AdapterPre::new(pre).map_err(|e| {
-            anyhow::Error::from(e).context(format!(
-                "not a stowage:storage@{} adapter (missing or mismatched exports)",
-                v0_1_0::MAX_VERSION
-            ))
-        })?;
-        let info = super::instance::describe(&self.engine, &pre, &self.limits).await?;
+        let (version, pre) = self.prepare(&loaded.component)?;
+        let info = super::instance::describe(&self.engine, &pre, &self.limits, &self.cache).await?;
         if info.type_name.is_empty()
             || !info.type_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             bail!("invalid storage type name {:?}", info.type_name);
         }
-        Ok(Adapter { info, hash: loaded.hash, file: file.to_string(), pre, health: Health::default() })
+        Ok(Adapter { info, hash: loaded.hash, file: file.to_string(), version, pre, health: Health::default() })
+    }
+
+    /// Finds the WIT version `component` was built against and pre-instantiates it with that
+    /// version's bindings.
+    ///
+    /// # Errors
+    /// Names the unsupported version, or what the component exports when it is no adapter, or the
+    /// import the host does not provide.
+    fn prepare(&self, component: &wasmtime::component::Component) -> anyhow::Result<(Version, Pre)> {
+        // The version is in the export's name (`stowage:storage/backend-api@0.1.0`): name an
+        // unsupported one before anything else fails less clearly.
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let api = exports.iter().find_map(|e| e.strip_prefix("stowage:storage/backend-api@"));
+        match api {
+            Some(v) if !SUPPORTED.contains(&v) => bail!(
+                "built for stowage:storage@{v}, which this host does not support (it loads {})",
+                SUPPORTED.join(" and ")
+            ),
+            None => bail!(
+                "not a stowage:storage adapter: it exports {}, not stowage:storage/backend-api",
+                if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
+            ),
+            Some(_) => {}
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| anyhow::Error::from(e).context("the adapter imports something the host does not provide"))?;
+        if let Ok(p) = since_v0_2_0::AdapterPre::new(pre.clone()) {
+            return Ok((Version::V0_2_0, Pre::V0_2_0(p)));
+        }
+        let p = since_v0_1_0::AdapterPre::new(pre)
+            .map_err(|e| anyhow::Error::from(e).context("its exports do not match its WIT version"))?;
+        Ok((Version::V0_1_0, Pre::V0_1_0(p)))
     }
 
     /// Adds an adapter while the service runs, or replaces the one of the same storage type: the

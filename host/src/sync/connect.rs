@@ -68,7 +68,15 @@ pub fn connect(app: &App, storage: &Storage) -> Result<Session, ConnectError> {
         };
         if spec.secret { secrets.push((spec.name.clone(), v)) } else { settings.push((spec.name.clone(), v)) }
     }
-    Ok(Session::new(adapter, app.registry.engine.clone(), app.registry.limits, grant, settings, secrets))
+    Ok(Session::new(
+        adapter,
+        app.registry.engine.clone(),
+        app.registry.limits,
+        app.registry.cache.clone(),
+        grant,
+        settings,
+        secrets,
+    ))
 }
 
 /// Idle sessions of recently used storages, so a request (resolving a URI, serving a task page)
