@@ -118,6 +118,8 @@ pub struct User {
     pub username: String,
     pub first_name: String,
     pub last_name: String,
+    /// An administrator: may install storage adapters (`POST /api/adapters`).
+    pub is_superuser: bool,
 }
 
 /// A labeling project.

@@ -38,6 +38,23 @@ async fn an_uploaded_adapter_serves_its_storage_type_without_a_restart() {
     .await;
     assert_eq!(types(&svc.get("/api/storages/types").await.body), ["localfiles"]);
 
+    // Only administrators install adapters.
+    svc.app.store.create_user("annotator@example.com", "annotator", "annotator-token").unwrap();
+    let resp = svc
+        .http
+        .post(format!("{}/api/adapters", svc.url))
+        .header("Authorization", "Token annotator-token")
+        .body(std::fs::read(adapters_dir().join("stowage_test_misbehave.wasm")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["detail"].as_str(),
+        Some("You do not have permission to perform this action.")
+    );
+    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["localfiles"]);
+
     // Refused uploads leave the loaded adapters as they were.
     let (status, body) = upload(&svc, b"\0asm not really".to_vec()).await;
     assert_eq!(status, 400);

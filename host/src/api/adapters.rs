@@ -39,10 +39,15 @@ fn describe(a: &Adapter) -> Value {
     })
 }
 
-/// `POST /api/adapters` with a `.wasm` component as the body: validates, compiles, caches and
-/// registers it without a restart (replacing the adapter of the same storage type); 201 with
-/// its description, or 400 naming the problem while the loaded adapters stay as they were.
-async fn upload(State(app): AppState, _: Caller, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+/// `POST /api/adapters` (administrators; others get 403) with a `.wasm` component as the body:
+/// validates, compiles, caches and registers it without a restart (replacing the adapter of the
+/// same storage type); 201 with its description, or 400 naming the problem while the loaded
+/// adapters stay as they were.
+async fn upload(State(app): AppState, Caller(user): Caller, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    // Code that runs for every storage of its type: administrators only.
+    if !user.is_superuser {
+        return Err(ApiError::Forbidden("You do not have permission to perform this action.".into()));
+    }
     let adapter =
         app.registry.install(&body).await.map_err(|e| ApiError::BadRequest(format!("Adapter refused: {e:#}")))?;
     app.sessions.clear();

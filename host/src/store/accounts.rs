@@ -5,11 +5,18 @@ use rusqlite::{OptionalExtension, params};
 use super::{Result, Store};
 use crate::domain::{Project, User, now};
 
-const USER_COLS: &str = "id, email, username, first_name, last_name";
+const USER_COLS: &str = "id, email, username, first_name, last_name, is_superuser";
 const PROJECT_COLS: &str = "id, title, description, label_config, created_by, created_at, updated_at";
 
 fn user(r: &rusqlite::Row) -> rusqlite::Result<User> {
-    Ok(User { id: r.get(0)?, email: r.get(1)?, username: r.get(2)?, first_name: r.get(3)?, last_name: r.get(4)? })
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        username: r.get(2)?,
+        first_name: r.get(3)?,
+        last_name: r.get(4)?,
+        is_superuser: r.get(5)?,
+    })
 }
 
 fn project(r: &rusqlite::Row) -> rusqlite::Result<Project> {
@@ -37,7 +44,7 @@ impl Store {
             Some(id) => (id, false),
             None => {
                 tx.execute(
-                    "INSERT INTO users (email, username, created_at) VALUES ('admin@stowage.local', 'admin', ?1)",
+                    "INSERT INTO users (email, username, is_superuser, created_at) VALUES ('admin@stowage.local', 'admin', 1, ?1)",
                     [now()],
                 )?;
                 (tx.last_insert_rowid(), true)
@@ -47,6 +54,23 @@ impl Store {
             "INSERT OR IGNORE INTO tokens (key, user_id, created_at) VALUES (?1, ?2, ?3)",
             params![token, id, now()],
         )?;
+        tx.commit()?;
+        Ok(created)
+    }
+
+    /// Creates a user (not an administrator) with API token `token` and returns it. The API has
+    /// no sign-up yet; tests and operators' tooling use this.
+    pub fn create_user(&self, email: &str, username: &str, token: &str) -> Result<User> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO users (email, username, created_at) VALUES (?1, ?2, ?3)",
+            params![email, username, now()],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute("INSERT INTO tokens (key, user_id, created_at) VALUES (?1, ?2, ?3)", params![token, id, now()])?;
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?1");
+        let created = tx.query_row(&sql, [id], user)?;
         tx.commit()?;
         Ok(created)
     }
