@@ -81,9 +81,14 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Directory whose `*.wasm` files are loaded as storage adapters at start.
+    /// Directory whose `*.wasm` files are loaded as storage adapters at start (and, with
+    /// `--watch-adapters`, whenever one is added or replaced).
     #[arg(long, env = "STOWAGE_ADAPTERS_DIR", default_value = "./adapters")]
     pub adapters_dir: PathBuf,
+
+    /// Load adapter files added to or replaced in the adapters directory while running.
+    #[arg(long, env = "STOWAGE_WATCH_ADAPTERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_adapters: bool,
 
     /// Root under which local-files storages may point and files are served from
     /// `/data/local-files/`. Unset (the default) refuses local-files storages: Label Studio's

@@ -19,17 +19,19 @@ pub mod sync;
 pub mod tasks;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Everything a request or a job needs. Shared as `Arc<App>`.
 pub struct App {
     pub settings: config::Settings,
     pub store: store::Store,
-    pub registry: plugin::Registry,
+    pub registry: Arc<plugin::Registry>,
     /// Storages with a sync running (one at a time per storage).
     pub syncing: Mutex<HashSet<i64>>,
     /// Idle adapter sessions reused by requests.
-    pub sessions: sync::SessionPool,
+    pub sessions: Arc<sync::SessionPool>,
+    /// Loads adapter files dropped into the adapters directory (`--watch-adapters`).
+    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl App {
@@ -43,7 +45,31 @@ impl App {
         }
         let limits = settings.limits();
         let cache_dir = settings.cache_dir.clone().unwrap_or_else(|| settings.data_dir.join("adapter-cache"));
-        let registry = plugin::Registry::load_dir(&settings.adapters_dir, &cache_dir, limits).await?;
-        Ok(App { settings, store, registry, syncing: Mutex::new(HashSet::new()), sessions: Default::default() })
+        let registry = Arc::new(plugin::Registry::load_dir(&settings.adapters_dir, &cache_dir, limits).await?);
+        let sessions = Arc::new(sync::SessionPool::default());
+        let watcher = if settings.watch_adapters { Some(watch_adapters(&registry, &sessions)?) } else { None };
+        Ok(App { settings, store, registry, syncing: Mutex::new(HashSet::new()), sessions, _watcher: watcher })
     }
+}
+
+/// Installs adapter files as they appear in the adapters directory; idle sessions are dropped
+/// when one is replaced, as after an upload.
+fn watch_adapters(
+    registry: &Arc<plugin::Registry>,
+    sessions: &Arc<sync::SessionPool>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    let (registry, sessions) = (registry.clone(), sessions.clone());
+    let dir = registry.dir().to_path_buf();
+    let watcher = plugin::watch::watch(&dir, move |path| {
+        let (registry, sessions) = (registry.clone(), sessions.clone());
+        async move {
+            match registry.install_file(&path).await {
+                Ok(Some(_)) => sessions.clear(),
+                Ok(None) => {}
+                Err(e) => tracing::error!(file = %path.display(), "adapter refused: {e:#}"),
+            }
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot watch the adapters directory {}: {e}", dir.display()))?;
+    Ok(watcher)
 }

@@ -36,6 +36,8 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addre
         // Shared by all tests: compiled code is keyed by content hash, so reuse is safe.
         cache_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-adapter-cache")),
         adapters_dir: adapters_dir(),
+        // The shared test adapters directory changes only between runs.
+        watch_adapters: false,
         document_root: Some(root),
         token: Some(TOKEN.into()),
         call_timeout_ms,

@@ -201,3 +201,40 @@ async fn adapters_of_both_wit_versions_load_and_others_are_refused() {
     assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
     assert_eq!(types(&svc.get("/api/storages/types").await.body), ["cacheprobe", "misbehave"]);
 }
+
+/// A `.wasm` file dropped into the watched adapters directory is loaded without a restart; a
+/// corrupt one is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_dropped_into_the_adapters_directory_is_loaded() {
+    let own = tempfile::tempdir().unwrap();
+    std::fs::copy(adapters_dir().join("stowage_test_misbehave.wasm"), own.path().join("misbehave.wasm")).unwrap();
+    let dir = own.path().to_path_buf();
+    let svc = Service::start_with(|tmp| {
+        let mut s = settings(tmp, 10_000, true);
+        s.adapters_dir = dir;
+        s.watch_adapters = true;
+        s
+    })
+    .await;
+    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["misbehave"]);
+
+    // A corrupt file, then a good one written in place (not renamed): both settle and load.
+    std::fs::write(own.path().join("broken.wasm"), b"\0asm garbage").unwrap();
+    std::fs::copy(adapters_dir().join("stowage_test_cacheprobe.wasm"), own.path().join("probe.wasm")).unwrap();
+    let started = Instant::now();
+    while types(&svc.get("/api/storages/types").await.body).len() < 2 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["cacheprobe", "misbehave"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let files: Vec<String> = svc
+        .get("/api/adapters")
+        .await
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(files, ["probe.wasm", "misbehave.wasm"]);
+}

@@ -36,10 +36,15 @@ pub struct Loaded {
     pub cached: bool,
 }
 
+/// SHA-256 of a component's bytes, hex: its identity in the cache and in `GET /api/adapters`.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Compiles `bytes`, or loads its native code from `cache_dir`, keyed by the content hash and
 /// the engine's compatibility hash (so a wasmtime upgrade or a config change recompiles).
 pub fn load(engine: &Engine, bytes: &[u8], cache_dir: &Path) -> anyhow::Result<Loaded> {
-    let hash = hex::encode(Sha256::digest(bytes));
+    let hash = content_hash(bytes);
     let mut h = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     let path = cache_dir.join(format!("{hash}-{:016x}.cwasm", h.finish()));

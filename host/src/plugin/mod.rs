@@ -4,7 +4,7 @@
 //! 1. [`engine`] builds the wasmtime engine (epoch interruption) and loads components through an
 //!    on-disk cache of compiled code keyed by content hash and engine.
 //! 2. [`registry`] loads every `*.wasm` of the adapters directory, reads each manifest and keys the
-//!    adapter by the storage type it declares.
+//!    adapter by the storage type it declares; [`watch`] loads files dropped there later.
 //! 3. [`grants`] turns a manifest's requests and a storage's settings into what the sandbox allows;
 //!    [`egress`] enforces its HTTP part on every outbound connection.
 //! 4. [`instance`] opens a [`Session`] on one storage: a store with those grants, a deadline per
@@ -19,6 +19,7 @@ pub mod engine;
 pub mod grants;
 pub mod instance;
 pub mod registry;
+pub mod watch;
 
 pub use grants::Grant;
 pub use instance::{Limits, Session};

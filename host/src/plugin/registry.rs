@@ -228,15 +228,44 @@ impl Registry {
         let tmp = self.dir.join(format!(".{type_name}.wasm.tmp"));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, self.dir.join(&adapter.file))?;
+        Ok(self.register(adapter))
+    }
+
+    /// Loads a file dropped into the adapters directory (the watcher's path): like
+    /// [`Registry::install`], but the file stays where it is. `None` when exactly this adapter is
+    /// already loaded (e.g. the file an upload just saved).
+    ///
+    /// # Errors
+    /// The file cannot be read, or the component was refused.
+    pub async fn install_file(&self, path: &Path) -> anyhow::Result<Option<Arc<Adapter>>> {
+        let bytes = std::fs::read(path)?;
+        let hash = engine::content_hash(&bytes);
+        if self.all().iter().any(|a| a.hash == hash) {
+            return Ok(None);
+        }
+        let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let adapter = self.compile(&bytes, &file).await?;
+        Ok(Some(self.register(adapter)))
+    }
+
+    /// Makes `adapter` serve its storage type, replacing the previous one (whose in-flight calls
+    /// keep their `Arc`).
+    fn register(&self, adapter: Adapter) -> Arc<Adapter> {
         let adapter = Arc::new(adapter);
+        let type_name = adapter.info.type_name.clone();
         let previous =
             self.adapters.write().unwrap_or_else(|p| p.into_inner()).insert(type_name.clone(), adapter.clone());
         if let Some(old) = previous.filter(|old| old.file != adapter.file) {
             // The replaced adapter's own file would otherwise claim the type again at restart.
             let _ = std::fs::remove_file(self.dir.join(&old.file));
         }
-        tracing::info!(r#type = type_name, hash = &adapter.hash[..12], "adapter installed");
-        Ok(adapter)
+        tracing::info!(r#type = type_name, file = adapter.file, hash = &adapter.hash[..12], "adapter installed");
+        adapter
+    }
+
+    /// The adapters directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The adapter serving storage type `name`.
