@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET=wasm32-wasip2
-REAL=(localfs s3 redis)
+REAL=(localfs s3 redis gcs azure)
 TEST_ONLY=(test-misbehave test-cacheprobe)
 
 # rustup is only consulted when the target is missing, so warm runs make no network calls.

@@ -4,7 +4,8 @@ Env: STOWAGE_BIN (default target/release/stowage), STOWAGE_TEST_ADAPTERS (defaul
 target/test-adapters); for the S3 tests STOWAGE_S3_ENDPOINT, STOWAGE_S3_KEY_ID, STOWAGE_S3_SECRET,
 STOWAGE_S3_BUCKET, STOWAGE_S3_REGION (written by tests/emulators/garage.sh, exported by
 tests/run.sh); for the Redis tests STOWAGE_REDIS_HOST, STOWAGE_REDIS_PORT, STOWAGE_REDIS_PASSWORD
-(written by tests/emulators/redis.sh). Under CI=true a missing binary/adapter/S3 or Redis server,
+(written by tests/emulators/redis.sh); for the GCS tests STOWAGE_GCS_ENDPOINT, STOWAGE_GCS_PROJECT,
+STOWAGE_GCS_BUCKET (written by tests/emulators/gcs.sh). Under CI=true a missing binary/adapter/S3 or Redis server,
 or any skip, is a failure: CI must never go green by not running the tests.
 """
 
@@ -15,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -199,3 +201,58 @@ def redis_server():
 def redis_path(redis_server, request):
     """A fresh key prefix, named after the test, ending in `:`."""
     return f"{request.node.name}-{secrets.token_hex(3)}:"
+
+
+@dataclass
+class Gcs:
+    """fake-gcs-server, driven over its JSON API with `requests` (it checks no credentials)."""
+    endpoint: str
+    project: str
+    bucket: str
+
+    def storage_args(self, key: str = None) -> dict:
+        """Connection fields of a GCS storage, as SDK `create()` keyword arguments. `gcs_endpoint`
+        is not an SDK argument: it travels as an additional body parameter of the request."""
+        args = {"bucket": self.bucket, "google_project_id": self.project,
+                "request_options": {"additional_body_parameters": {"gcs_endpoint": self.endpoint}}}
+        if key is not None:
+            args["google_application_credentials"] = key
+        return args
+
+    def put(self, key: str, body) -> bytes:
+        body = body.encode() if isinstance(body, str) else body
+        r = requests.post(f"{self.endpoint}/upload/storage/v1/b/{self.bucket}/o",
+                          params={"uploadType": "media", "name": key}, data=body, timeout=30)
+        assert r.status_code == 200, r.text
+        return body
+
+    def get(self, key: str) -> requests.Response:
+        return requests.get(f"{self.endpoint}/storage/v1/b/{self.bucket}/o/{quote(key, safe='')}",
+                            params={"alt": "media"}, timeout=30)
+
+    def keys_under(self, prefix: str) -> list:
+        keys, token = [], None
+        while True:
+            params = {"prefix": prefix, **({"pageToken": token} if token else {})}
+            r = requests.get(f"{self.endpoint}/storage/v1/b/{self.bucket}/o", params=params, timeout=30)
+            assert r.status_code == 200, r.text
+            keys += [o["name"] for o in r.json().get("items", [])]
+            token = r.json().get("nextPageToken")
+            if not token:
+                return sorted(keys)
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """The GCS server of this run (fake-gcs-server, started by tests/run.sh). Skips without one,
+    which under CI=true is a failure."""
+    env = {k: os.environ.get(f"STOWAGE_GCS_{k}") for k in ("ENDPOINT", "PROJECT", "BUCKET")}
+    require(all(env.values()), "no GCS server: STOWAGE_GCS_ENDPOINT etc. unset "
+            "(tests/run.sh starts one; or source the env of tests/emulators/gcs.sh start DIR)")
+    return Gcs(env["ENDPOINT"], env["PROJECT"], env["BUCKET"])
+
+
+@pytest.fixture
+def gcs_prefix(gcs, request):
+    """A fresh key prefix in the shared test bucket, named after the test (no trailing slash)."""
+    return f"{request.node.name}-{secrets.token_hex(3)}"

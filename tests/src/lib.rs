@@ -229,6 +229,98 @@ impl S3Env {
     }
 }
 
+/// The GCS test server (`tests/emulators/gcs.sh` writes these variables; fake-gcs-server, which
+/// checks no credentials).
+#[derive(Debug, Clone)]
+pub struct GcsEnv {
+    /// `http://127.0.0.1:PORT`, the storages' `gcs_endpoint`.
+    pub endpoint: String,
+    pub project: String,
+    pub bucket: String,
+    pub conformance_bucket: String,
+}
+
+/// The GCS server's settings, or `None` (test skipped) when `STOWAGE_GCS_ENDPOINT` is unset;
+/// under `CI=true` a missing server fails the test.
+pub fn gcs_env() -> Option<GcsEnv> {
+    let endpoint = server_var("STOWAGE_GCS_ENDPOINT", "gcs.sh")?;
+    let need = |name: &str| var(name).unwrap_or_else(|| panic!("{name} is unset"));
+    Some(GcsEnv {
+        endpoint,
+        project: need("STOWAGE_GCS_PROJECT"),
+        bucket: need("STOWAGE_GCS_BUCKET"),
+        conformance_bucket: need("STOWAGE_GCS_CONFORMANCE_BUCKET"),
+    })
+}
+
+impl GcsEnv {
+    /// API fields of a GCS storage on `bucket` under `prefix` (anonymous: the emulator needs no key).
+    pub fn fields(&self, bucket: &str, prefix: &str) -> Value {
+        serde_json::json!({
+            "bucket": bucket,
+            "prefix": prefix,
+            "gcs_endpoint": self.endpoint,
+            "google_project_id": self.project,
+        })
+    }
+
+    /// A domain storage (for driving the adapter directly, e.g. to upload test objects).
+    pub fn storage(&self, direction: stowage::domain::Direction, bucket: &str) -> stowage::domain::Storage {
+        let Value::Object(fields) = self.fields(bucket, "") else { unreachable!() };
+        stowage::domain::Storage::new(direction, "gcs", 0, fields)
+    }
+}
+
+/// The Azure Blob test server (`tests/emulators/azure.sh` writes these variables; Azurite).
+#[derive(Debug, Clone)]
+pub struct AzureEnv {
+    /// Path-style endpoint, `http://127.0.0.1:PORT/ACCOUNT`.
+    pub endpoint: String,
+    pub account_name: String,
+    /// Base64 account key.
+    pub account_key: String,
+    pub container: String,
+    pub conformance_container: String,
+}
+
+/// The Azure server's settings, or `None` (test skipped) when `STOWAGE_AZURE_ENDPOINT` is unset;
+/// under `CI=true` a missing server fails the test.
+pub fn azure_env() -> Option<AzureEnv> {
+    let endpoint = server_var("STOWAGE_AZURE_ENDPOINT", "azure.sh")?;
+    let need = |name: &str| var(name).unwrap_or_else(|| panic!("{name} is unset"));
+    Some(AzureEnv {
+        endpoint,
+        account_name: need("STOWAGE_AZURE_ACCOUNT_NAME"),
+        account_key: need("STOWAGE_AZURE_ACCOUNT_KEY"),
+        container: need("STOWAGE_AZURE_CONTAINER"),
+        conformance_container: need("STOWAGE_AZURE_CONFORMANCE_CONTAINER"),
+    })
+}
+
+impl AzureEnv {
+    /// API fields of an Azure storage on `container` under `prefix`, with the account key.
+    pub fn fields(&self, container: &str, prefix: &str) -> Value {
+        serde_json::json!({
+            "container": container,
+            "prefix": prefix,
+            "azure_endpoint": self.endpoint,
+            "account_name": self.account_name,
+            "account_key": self.account_key,
+        })
+    }
+
+    /// A domain storage (for driving the adapter directly, e.g. to upload test objects).
+    pub fn storage(&self, direction: stowage::domain::Direction, container: &str) -> stowage::domain::Storage {
+        let Value::Object(mut fields) = self.fields(container, "") else { unreachable!() };
+        let mut s = stowage::domain::Storage::new(direction, "azure", 0, serde_json::Map::new());
+        for secret in ["account_name", "account_key"] {
+            s.secrets.insert(secret.into(), fields.remove(secret).unwrap());
+        }
+        s.fields = fields;
+        s
+    }
+}
+
 /// A key prefix unique to this test run, so tests sharing one bucket never see each other.
 pub fn unique_prefix(name: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();

@@ -22,6 +22,13 @@ fn storage_for(svc: &Service, type_name: &str) -> Option<(Storage, Option<PathBu
         }
         // An empty bucket of the S3 test server; `None` skips (fails under CI=true).
         "s3" => return stowage_tests::s3_env().map(|s3| (s3.storage(Direction::Export, &s3.conformance_bucket), None)),
+        // An empty container of the Azure test server (Azurite); `None` skips (fails under CI=true).
+        "azure" => {
+            return stowage_tests::azure_env()
+                .map(|az| (az.storage(Direction::Export, &az.conformance_container), None));
+        }
+        // An empty bucket of the GCS test server (fake-gcs-server); `None` skips (fails under CI=true).
+        "gcs" => return stowage_tests::gcs_env().map(|g| (g.storage(Direction::Export, &g.conformance_bucket), None)),
         other => panic!("no conformance fixture for storage type {other:?}: add one in tests/tests/conformance.rs"),
     };
     Some((Storage::new(Direction::Export, type_name, 0, fields), dir))
@@ -40,7 +47,7 @@ async fn every_writable_adapter_passes_the_conformance_suite() {
         .filter(|a| a.info.capabilities.read && a.info.capabilities.write && !a.info.key_value)
         .map(|a| a.info.type_name.clone())
         .collect();
-    assert_eq!(types, ["localfiles", "s3"], "adapters under test");
+    assert_eq!(types, ["azure", "gcs", "localfiles", "s3"], "adapters under test");
     for type_name in types {
         let Some((storage, dir)) = storage_for(&svc, &type_name) else { continue };
         let session = stowage::sync::connect(&svc.app, &storage).expect("storage opens");

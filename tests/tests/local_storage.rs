@@ -246,6 +246,9 @@ async fn storage_api_shapes_and_errors() {
     assert_eq!(
         r.body,
         json!([
+            {"name": "azure", "title": "Microsoft Azure"},
+            {"name": "cacheprobe", "title": "Host cache probe (WIT 0.2.0)"},
+            {"name": "gcs", "title": "Google Cloud Storage"},
             {"name": "localfiles", "title": "Local files"},
             {"name": "misbehave", "title": "Misbehaving test adapter"},
             {"name": "redis", "title": "Redis"},
@@ -254,15 +257,20 @@ async fn storage_api_shapes_and_errors() {
     );
     assert_eq!(
         svc.get("/api/storages/export/types").await.body,
-        json!([{"name": "localfiles", "title": "Local files"}, {"name": "redis", "title": "Redis"}, {"name": "s3", "title": "AWS S3"}])
+        json!([
+            {"name": "azure", "title": "Microsoft Azure"},
+            {"name": "gcs", "title": "Google Cloud Storage"},
+            {"name": "localfiles", "title": "Local files"},
+            {"name": "redis", "title": "Redis"},
+            {"name": "s3", "title": "AWS S3"}
+        ])
     );
     let r = svc.get("/api/storages/localfiles/").await;
     assert_eq!((r.status, r.body["detail"].as_str()), (400, Some("query parameter \"project\" is required")));
     assert_eq!(svc.get("/api/storages/").await.body, json!([]));
 
     let dir = svc.dir("ds", &[]);
-    let id =
-        create(&svc, json!({"project": project, "path": dir, "title": "mine", "presign": false, "unknown": 1})).await;
+    let id = create(&svc, json!({"project": project, "path": dir, "title": "mine", "presign": false})).await;
     let r = svc.get(&format!("/api/storages/localfiles/{id}")).await;
     let mut body = r.body.clone();
     body.as_object_mut().unwrap().remove("created_at");

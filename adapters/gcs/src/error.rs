@@ -1,0 +1,234 @@
+//! GCS failures → WIT error kinds.
+//!
+//! The JSON API answers errors with `{"error": {"code": N, "message": "...", "errors":
+//! [{"reason": "...", ...}]}}`; the HTTP status decides the kind and the `reason` names the cause
+//! (<https://cloud.google.com/storage/docs/json_api/v1/status-codes>). The host retries only
+//! `transient` and `throttled`. Messages quote a fixed description of the reason taken from that
+//! page; the server's own `message` is never shown, so neither a custom endpoint's response body
+//! (Label Studio's CVE-2025-25297) nor anything a request carried ends up in a message.
+
+use serde::Deserialize;
+use stowage_sdk::Error;
+
+/// The WIT error kind of a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    NotFound,
+    Denied,
+    Throttled,
+    Transient,
+    InvalidConfig,
+    Unsupported,
+}
+
+/// The documented meaning of a `reason` (status-codes page above); `None` for reasons not listed
+/// here (the reason is then shown bare, if it looks like one).
+pub fn reason_doc(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        // 400: "The request cannot be completed based on your current Cloud Storage settings."
+        "badRequest" => "The request cannot be completed based on the current Cloud Storage settings",
+        // 400: "The value for one of fields in the request body was invalid."
+        "invalid" | "invalidArgument" => "A value in the request was invalid",
+        // 400: "The value for one of the query parameters in the request was invalid."
+        "invalidParameter" => "A query parameter in the request was invalid",
+        // 400: "A required query parameter / 401: ... credentials were not provided."
+        "required" => "A required value (or the credentials) is missing",
+        // 400: "Bucket is requester pays bucket but no user project provided."
+        "userProjectMissing" => "The bucket is a requester-pays bucket and no billing project was given",
+        // 401: "The request does not include valid authentication credentials."
+        "authError" | "unauthorized" => "The request does not include valid authentication credentials",
+        // 403: "The requester is not authorized to access the resource."
+        "forbidden" => "The credentials do not grant access to this resource",
+        // 403: "The requester does not have the required IAM permissions."
+        "insufficientPermissions" => "The credentials lack the required IAM permissions",
+        // 403: "The account associated with the project that owns the bucket or object has been disabled."
+        "accountDisabled" => "The account that owns the bucket has been disabled",
+        // 403: "The user project specified in the request does not match ... / access is denied."
+        "UserProjectAccessDenied" => "Access to the billing project was denied",
+        // 403: "This object is under an active hold / retention policy."
+        "objectUnderActiveHold" | "retentionPolicyNotMet" => "The object is under a hold or retention policy",
+        // 404: "The requested resource was not found."
+        "notFound" => "The requested resource was not found",
+        // 405: "The HTTP verb is not supported by the URL endpoint used in the request."
+        "methodNotAllowed" => "The method is not supported by this endpoint",
+        // 409: "The request conflicts with another request in progress."
+        "conflict" => "The request conflicts with another request in progress",
+        // 412: "At least one of the pre-conditions you specified did not hold."
+        "conditionNotMet" => "A precondition of the request did not hold",
+        // 413: "The upload is larger than the maximum allowed."
+        "uploadTooLarge" => "The upload is larger than the maximum allowed",
+        // 416: "The requested Range cannot be satisfied."
+        "requestedRangeNotSatisfiable" => "The requested range cannot be satisfied",
+        // 429: "The Cloud Storage JSON API supports up to 5,000 requests per second per bucket ..."
+        "rateLimitExceeded" | "userRateLimitExceeded" | "tooManyRequests" => "The request rate limit was exceeded",
+        // 500/503: "We encountered an internal error. Please try again." / "The service is unavailable."
+        "backendError" | "internalError" => "Cloud Storage had an internal error",
+        // 502: "Bad Gateway" / 504: "Gateway Timeout".
+        "badGateway" | "gatewayTimeout" => "A gateway between stowage and Cloud Storage failed",
+        _ => return None,
+    })
+}
+
+/// Kind of a status (the reason only refines throttling, see [`GcsFailure::new`]).
+pub fn status_kind(status: u16) -> Kind {
+    match status {
+        404 | 410 => Kind::NotFound,
+        401 | 403 => Kind::Denied,
+        405 | 501 => Kind::Unsupported,
+        429 => Kind::Throttled,
+        408 | 409 | 499 | 500..=599 => Kind::Transient,
+        _ => Kind::InvalidConfig,
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    reason: String,
+}
+
+/// A failed response, parsed: status, reason (if any) and the kind.
+#[derive(Debug, PartialEq)]
+pub struct GcsFailure {
+    pub status: u16,
+    pub reason: Option<String>,
+    pub kind: Kind,
+    /// `Retry-After`, in seconds.
+    pub retry_after: Option<u32>,
+    /// A 404 about the bucket ("The specified bucket does not exist."), not the object.
+    pub bucket_missing: bool,
+}
+
+impl GcsFailure {
+    /// Classifies a non-2xx response; `retry_after` is the `Retry-After` header in seconds.
+    pub fn new(status: u16, body: &[u8], retry_after: Option<u32>) -> GcsFailure {
+        let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+        // Reasons come from the server: keep them only if they look like reasons.
+        let reason =
+            parsed.as_ref().and_then(|b| b.error.errors.first()).map(|e| e.reason.clone()).filter(|r| {
+                !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+        let message = parsed.map(|b| b.error.message).unwrap_or_default();
+        let bucket_missing = status == 404 && message.contains("bucket does not exist");
+        let kind = match reason.as_deref() {
+            // Older APIs answer rate limits with 403.
+            Some("rateLimitExceeded" | "userRateLimitExceeded") => Kind::Throttled,
+            _ => status_kind(status),
+        };
+        GcsFailure { status, reason, kind, retry_after, bucket_missing }
+    }
+
+    /// What went wrong, without the subject: `{description} ({reason}, HTTP {status})`.
+    pub fn detail(&self) -> String {
+        let doc = self.reason.as_deref().and_then(reason_doc);
+        match (&self.reason, doc) {
+            _ if self.bucket_missing => format!("The specified bucket does not exist (HTTP {})", self.status),
+            (Some(reason), Some(doc)) => format!("{doc} ({reason}, HTTP {})", self.status),
+            (Some(reason), None) => format!("{reason} (HTTP {})", self.status),
+            (None, _) => format!("HTTP {}", self.status),
+        }
+    }
+
+    /// The WIT error, with `what` (e.g. `gs://bucket/key`) in front of the message.
+    pub fn into_error(self, what: &str) -> Error {
+        let message = format!("{what}: {}", self.detail());
+        match self.kind {
+            Kind::NotFound => Error::NotFound(message),
+            Kind::Denied => Error::Denied(message),
+            Kind::Throttled => Error::Throttled(self.retry_after),
+            Kind::Transient => Error::Transient(message),
+            Kind::InvalidConfig => Error::InvalidConfig(message),
+            Kind::Unsupported => Error::Unsupported(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: u16, reason: &str, message: &str) -> Vec<u8> {
+        serde_json::json!({"error": {"code": code, "message": message,
+            "errors": [{"domain": "global", "reason": reason, "message": message}]}})
+        .to_string()
+        .into_bytes()
+    }
+
+    /// Error bodies as the status-codes page shows them map to the expected kinds.
+    #[test]
+    fn documented_samples() {
+        let cases = [
+            (404, "notFound", "No such object: b/k", Kind::NotFound),
+            (404, "notFound", "The specified bucket does not exist.", Kind::NotFound),
+            (401, "required", "Anonymous caller does not have storage.objects.get access", Kind::Denied),
+            (401, "authError", "Invalid Credentials", Kind::Denied),
+            (403, "forbidden", "sa@p.iam.gserviceaccount.com does not have storage.objects.list access", Kind::Denied),
+            (403, "userRateLimitExceeded", "Rate limit", Kind::Throttled),
+            (400, "invalid", "Invalid bucket name", Kind::InvalidConfig),
+            (400, "required", "Required parameter: project", Kind::InvalidConfig),
+            (412, "conditionNotMet", "Precondition Failed", Kind::InvalidConfig),
+            (
+                429,
+                "rateLimitExceeded",
+                "The rate of change requests to the object exceeds the rate limit.",
+                Kind::Throttled,
+            ),
+            (500, "backendError", "Backend Error", Kind::Transient),
+            (503, "backendError", "Service Unavailable", Kind::Transient),
+            (502, "badGateway", "Bad Gateway", Kind::Transient),
+            (409, "conflict", "Conflict", Kind::Transient),
+            (405, "methodNotAllowed", "Method not allowed", Kind::Unsupported),
+        ];
+        for (status, reason, message, kind) in cases {
+            let f = GcsFailure::new(status, &body(status, reason, message), None);
+            assert_eq!((f.reason.as_deref(), f.kind), (Some(reason), kind), "{reason}");
+        }
+    }
+
+    /// The message quotes the documented meaning, never the server's message; a missing bucket
+    /// is told from a missing object.
+    #[test]
+    fn messages() {
+        let f = GcsFailure::new(404, &body(404, "notFound", "No such object: internal detail"), None);
+        let Error::NotFound(m) = f.into_error("gs://b/k") else { panic!() };
+        assert_eq!(m, "gs://b/k: The requested resource was not found (notFound, HTTP 404)");
+        let f = GcsFailure::new(404, &body(404, "notFound", "The specified bucket does not exist."), None);
+        assert!(f.bucket_missing);
+        let Error::NotFound(m) = f.into_error("gs://b") else { panic!() };
+        assert_eq!(m, "gs://b: The specified bucket does not exist (HTTP 404)");
+        let f = GcsFailure::new(403, &body(403, "forbidden", "sa@x does not have access"), None);
+        let Error::Denied(m) = f.into_error("gs://b/k") else { panic!() };
+        assert_eq!(m, "gs://b/k: The credentials do not grant access to this resource (forbidden, HTTP 403)");
+        let e = GcsFailure::new(429, &body(429, "rateLimitExceeded", "x"), Some(7)).into_error("gs://b");
+        assert!(matches!(e, Error::Throttled(Some(7))));
+        let Error::Transient(m) = GcsFailure::new(502, b"<html>internal proxy page</html>", None).into_error("gs://b")
+        else {
+            panic!()
+        };
+        assert_eq!(m, "gs://b: HTTP 502");
+        // fake-gcs-server's reason is "Not Found", which does not look like a reason.
+        let fake = br#"{"error":{"code":404,"message":"Not Found","errors":[{"domain":"global","reason":"Not Found","message":"Not Found"}]}}"#;
+        let f = GcsFailure::new(404, fake, None);
+        assert_eq!((f.reason.as_deref(), f.kind), (None, Kind::NotFound));
+    }
+
+    /// A reason that does not look like one is dropped, so a hostile server cannot inject text.
+    #[test]
+    fn odd_reasons_are_dropped() {
+        let f = GcsFailure::new(403, &body(403, "look at http://evil", "x"), None);
+        assert_eq!((f.reason, f.kind), (None, Kind::Denied));
+    }
+}

@@ -1,0 +1,416 @@
+#![doc = include_str!("../docs.md")]
+//!
+//! Modules: [`config`] (settings, service-account keys), [`client`] (addressing, authorization,
+//! signed URLs), [`auth`] (OAuth2 JWT-bearer tokens), [`sign`] (V4 signing, RS256), [`error`]
+//! (JSON API errors → error kinds), [`json`] (JSON API bodies), [`time`] (timestamps).
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod json;
+pub mod sign;
+pub mod time;
+
+use stowage_sdk::http::Response;
+use stowage_sdk::{
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, GrantRequest, HttpGrant, Method,
+    Object, Page, Setting, SettingKind,
+};
+
+use crate::client::Client;
+use crate::config::GcsConfig;
+use crate::error::{GcsFailure, Kind};
+use crate::json::{ObjectList, ObjectResource, unquote_etag};
+
+/// Storage type name, as in `/api/storages/gcs/`.
+pub const TYPE_NAME: &str = "gcs";
+
+/// URI scheme of blob-mode tasks: `gs://bucket/key` (Label Studio's `url_scheme`).
+pub const SCHEME: &str = "gs";
+
+/// `objects.list` returns at most 1000 items per page (`maxResults`).
+const MAX_RESULTS: u32 = 1000;
+
+/// A `gcs` storage.
+pub struct Gcs {
+    client: Client,
+}
+
+fn setting(name: &str, secret: bool, required: bool, help: &str) -> Setting {
+    Setting {
+        name: name.into(),
+        kind: SettingKind::Text,
+        secret,
+        required,
+        default_value: None,
+        export_default_value: None,
+        env_fallback: None,
+        help: help.into(),
+    }
+}
+
+/// `total` from `Content-Range: bytes a-b/total` (or `bytes */total`).
+fn content_range_total(value: &str) -> Option<u64> {
+    value.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok())
+}
+
+fn entry_of(object: ObjectResource) -> Entry {
+    Entry {
+        size: object.size(),
+        etag: object.etag.as_deref().map(unquote_etag),
+        last_modified: object.updated.as_deref().and_then(time::rfc3339_millis),
+        key: object.name,
+    }
+}
+
+impl Gcs {
+    fn bucket(&self) -> &str {
+        self.client.bucket()
+    }
+
+    /// `gs://bucket/key`, used to name the object in messages.
+    fn what(&self, key: &str) -> String {
+        format!("gs://{}/{key}", self.bucket())
+    }
+
+    fn failure(response: &Response) -> GcsFailure {
+        let retry_after = response.header("retry-after").and_then(|v| v.trim().parse().ok());
+        GcsFailure::new(response.status, &response.body, retry_after)
+    }
+
+    /// One `objects.list` call; `prefix` is sent as given.
+    fn list_objects(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        max_results: u32,
+        delimiter: bool,
+    ) -> Result<Result<ObjectList, GcsFailure>, Error> {
+        let max_results = max_results.clamp(1, MAX_RESULTS).to_string();
+        let mut query: Vec<(&str, &str)> = vec![("maxResults", &max_results)];
+        if !prefix.is_empty() {
+            query.push(("prefix", prefix));
+        }
+        if delimiter {
+            query.push(("delimiter", "/"));
+        }
+        if let Some(cursor) = cursor {
+            query.push(("pageToken", cursor));
+        }
+        let path = self.client.objects_path(&query);
+        let response = self.client.send(self.client.request("GET", path, vec![], vec![]))?;
+        if !response.is_success() {
+            return Ok(Err(Self::failure(&response)));
+        }
+        serde_json::from_slice(&response.body)
+            .map(Ok)
+            .map_err(|_| Error::Transient(format!("gs://{}: the object listing is not readable", self.bucket())))
+    }
+
+    /// `buckets.get`.
+    fn get_bucket(&self) -> Result<Result<(), GcsFailure>, Error> {
+        let response = self.client.send(self.client.request("GET", self.client.bucket_path(&[]), vec![], vec![]))?;
+        Ok(if response.is_success() { Ok(()) } else { Err(Self::failure(&response)) })
+    }
+
+    /// `objects.get` (metadata).
+    fn get_metadata(&self, key: &str) -> Result<ObjectResource, Error> {
+        let path = self.client.object_path(key, &[]);
+        let response = self.client.send(self.client.request("GET", path, vec![], vec![]))?;
+        if !response.is_success() {
+            return Err(self.object_error(&response, key));
+        }
+        serde_json::from_slice(&response.body)
+            .map_err(|_| Error::Transient(format!("{}: the object metadata is not readable", self.what(key))))
+    }
+
+    /// The error of a failed object request: about the bucket when it is the bucket that is missing.
+    fn object_error(&self, response: &Response, key: &str) -> Error {
+        let failure = Self::failure(response);
+        let what = if failure.bucket_missing { format!("gs://{}", self.bucket()) } else { self.what(key) };
+        failure.into_error(&what)
+    }
+
+    /// Messages of a failed connection check, in Label Studio's words where it has its own.
+    fn check_failure(&self, failure: GcsFailure) -> Error {
+        let bucket = self.bucket();
+        match failure.kind {
+            Kind::Denied => Error::Denied(format!(
+                "Cannot connect to GCS bucket {bucket} with the specified credentials ({})",
+                failure.detail()
+            )),
+            Kind::NotFound => Error::NotFound(format!("Cannot find bucket {bucket} in GCS")),
+            _ => failure.into_error(&format!("gs://{bucket}")),
+        }
+    }
+}
+
+impl Backend for Gcs {
+    fn describe() -> AdapterInfo {
+        AdapterInfo {
+            type_name: TYPE_NAME.into(),
+            title: "Google Cloud Storage".into(),
+            capabilities: Capabilities::READ | Capabilities::WRITE | Capabilities::DELETE | Capabilities::PRESIGN,
+            settings: vec![
+                setting("bucket", false, true, "Bucket name"),
+                setting(
+                    "prefix",
+                    false,
+                    false,
+                    "Folder inside the bucket (optional); an import storage lists only objects under it",
+                ),
+                setting(
+                    "google_application_credentials",
+                    true,
+                    false,
+                    "Service account key: the content of the JSON key file; empty for anonymous access",
+                ),
+                setting("google_project_id", false, false, "Google Cloud project ID (optional)"),
+                setting(
+                    "gcs_endpoint",
+                    false,
+                    false,
+                    "Endpoint of a GCS emulator or GCS-compatible server, e.g. http://127.0.0.1:4443; empty for Google",
+                ),
+            ],
+            grants: vec![GrantRequest::Http(HttpGrant {
+                endpoint_setting: "gcs_endpoint".into(),
+                default_hosts: vec![config::GOOGLE_HOST.into(), "oauth2.googleapis.com".into()],
+            })],
+            regex_on_basename: false,
+            key_value: false,
+            uri_schemes: vec![SCHEME.into()],
+        }
+    }
+
+    fn open(config: Config) -> Result<Self, Error> {
+        Ok(Gcs { client: Client::new(GcsConfig::from_config(&config)?) })
+    }
+
+    /// Label Studio's `GCS.validate_connection`: with a prefix, one object under `prefix/` must
+    /// exist for an import storage (`No blobs found in {bucket}/{prefix} or prefix doesn't exist`;
+    /// an export storage may be empty); without, `buckets.get`. A key that may list objects but
+    /// not read bucket metadata (roles/storage.objectViewer) passes with a one-object listing.
+    fn check(&self, direction: Direction) -> Result<(), Error> {
+        match self.client.config.prefix.clone() {
+            Some(prefix) => {
+                let listing = self.list_objects(&format!("{prefix}/"), None, 1, false)?;
+                let listing = listing.map_err(|f| self.check_failure(f))?;
+                if listing.items.is_empty() && matches!(direction, Direction::Import) {
+                    return Err(Error::InvalidConfig(format!(
+                        "No blobs found in {}/{prefix} or prefix doesn't exist",
+                        self.bucket()
+                    )));
+                }
+                Ok(())
+            }
+            None => match self.get_bucket()? {
+                Ok(()) => Ok(()),
+                Err(f) if f.kind == Kind::Denied => match self.list_objects("", None, 1, false)? {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(self.check_failure(f)),
+                },
+                Err(f) => Err(self.check_failure(f)),
+            },
+        }
+    }
+
+    /// `objects.list` with Label Studio's rules (`gcs/utils.py::iter_blobs`): a non-empty prefix
+    /// is a folder (`prefix/`), only direct children unless `recursive` (delimiter `/`), names
+    /// ending in `/` (folder placeholders) skipped. At most `page_size` (≤ 1000) entries a page.
+    fn list(&self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_end_matches('/')) };
+        let listing = self
+            .list_objects(&prefix, cursor.as_deref(), page_size, !recursive)?
+            .map_err(|f| f.into_error(&self.what(&prefix)))?;
+        let entries = listing.items.into_iter().filter(|o| !o.name.ends_with('/')).map(entry_of).collect();
+        Ok(Page { entries, next_cursor: listing.next_page_token.filter(|t| !t.is_empty()) })
+    }
+
+    fn stat(&self, key: &str) -> Result<Entry, Error> {
+        self.get_metadata(key).map(entry_of)
+    }
+
+    /// `objects.get?alt=media` with `Range: bytes=a-b`. A range past the end reads as empty.
+    fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Object, Error> {
+        let path = self.client.object_path(key, &[("alt", "media")]);
+        let mut headers = Vec::new();
+        if let Some(r) = &range {
+            let end = r.end.map(|e| e.to_string()).unwrap_or_default();
+            headers.push(("range".to_string(), format!("bytes={}-{end}", r.start)));
+        }
+        let response = self.client.send(self.client.request("GET", path, headers, vec![]))?;
+        if response.status == 416 {
+            // Nothing to read, as a local file read would give; the size comes from the metadata
+            // when Content-Range does not carry it.
+            let total = match response.header("content-range").and_then(content_range_total) {
+                Some(total) => total,
+                None => self.get_metadata(key)?.size(),
+            };
+            return Ok(Object {
+                body: Vec::new(),
+                total_size: total,
+                etag: response.header("etag").map(unquote_etag),
+                content_type: None,
+                last_modified: response.header("last-modified").and_then(time::http_date_millis),
+            });
+        }
+        if !response.is_success() {
+            return Err(self.object_error(&response, key));
+        }
+        let etag = response.header("etag").map(unquote_etag);
+        let last_modified = response.header("last-modified").and_then(time::http_date_millis);
+        let content_type = response.header("content-type").map(str::to_string);
+        let (body, total_size) = if response.status == 206 {
+            let total = response.header("content-range").and_then(content_range_total);
+            let body = response.body;
+            let total = total.unwrap_or(body.len() as u64);
+            (body, total)
+        } else {
+            // 200: the whole object (a server that ignored the Range header is cut here).
+            let mut body = response.body;
+            let total = body.len() as u64;
+            if let Some(r) = range {
+                let start = r.start.min(total) as usize;
+                let end = r.end.map_or(total, |e| e.saturating_add(1).min(total)) as usize;
+                body = body[start..end.max(start)].to_vec();
+            }
+            (body, total)
+        };
+        Ok(Object { body, total_size, etag, content_type, last_modified })
+    }
+
+    /// A simple upload (`uploadType=media`), `Content-Type` as given (default
+    /// `application/octet-stream`).
+    fn put(&self, key: &str, body: Vec<u8>, content_type: Option<String>) -> Result<(), Error> {
+        let content_type = content_type.filter(|c| !c.is_empty()).unwrap_or_else(|| "application/octet-stream".into());
+        let headers = vec![("content-type".to_string(), content_type)];
+        let response = self.client.send(self.client.request("POST", self.client.upload_path(key), headers, body))?;
+        if !response.is_success() {
+            return Err(self.object_error(&response, key));
+        }
+        Ok(())
+    }
+
+    /// One `objects.delete` per key; a missing object (404) is not an error.
+    fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
+        for key in keys {
+            let path = self.client.object_path(&key, &[]);
+            let response = self.client.send(self.client.request("DELETE", path, vec![], vec![]))?;
+            if !response.is_success() && response.status != 404 {
+                return Err(self.object_error(&response, &key));
+            }
+        }
+        Ok(())
+    }
+
+    /// A V4 signed URL valid `ttl_seconds` (`X-Goog-Expires`, capped at Google's 7 days;
+    /// the host passes Label Studio's `presign_ttl` minutes × 60): `https://storage.googleapis.com/{bucket}/{key}`
+    /// or `{gcs_endpoint}/{bucket}/{key}`. Without credentials, the plain object URL.
+    fn presign(&self, method: Method, key: &str, ttl_seconds: u32) -> Result<String, Error> {
+        let method = match method {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+        };
+        self.client.presign(method, key, ttl_seconds)
+    }
+
+    fn blob_uri(&self, key: &str) -> String {
+        format!("{SCHEME}://{}/{key}", self.bucket())
+    }
+
+    /// `{prefix}/{annotation_id}`, or the bare id without a prefix (Label Studio's
+    /// `GCSExportStorage.save_annotation`).
+    fn export_key(&self, annotation_id: u64) -> String {
+        match &self.client.config.prefix {
+            Some(prefix) => format!("{prefix}/{annotation_id}"),
+            None => annotation_id.to_string(),
+        }
+    }
+
+    fn key_of_uri(&self, uri: &str) -> Option<String> {
+        let rest = uri.strip_prefix("gs://")?;
+        let (bucket, key) = rest.split_once('/')?;
+        (bucket == self.bucket() && !key.is_empty()).then(|| key.to_string())
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+stowage_sdk::export_adapter!(Gcs);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{TEST_KEY_JSON, config};
+
+    fn open(settings: &[(&str, &str)], secrets: &[(&str, &str)]) -> Gcs {
+        Gcs::open(config(settings, secrets)).unwrap()
+    }
+
+    #[test]
+    fn describe_matches_label_studio() {
+        let info = Gcs::describe();
+        assert_eq!((info.type_name.as_str(), info.title.as_str()), ("gcs", "Google Cloud Storage"));
+        let names: Vec<&str> = info.settings.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["bucket", "prefix", "google_application_credentials", "google_project_id", "gcs_endpoint"]);
+        let secret: Vec<&str> = info.settings.iter().filter(|s| s.secret).map(|s| s.name.as_str()).collect();
+        assert_eq!(secret, ["google_application_credentials"]);
+        assert!(info.settings.iter().all(|s| !s.help.is_empty() && s.env_fallback.is_none()));
+        assert_eq!(info.uri_schemes, ["gs"]);
+        let GrantRequest::Http(grant) = &info.grants[0] else { panic!() };
+        assert_eq!(grant.endpoint_setting, "gcs_endpoint");
+        assert_eq!(grant.default_hosts, ["storage.googleapis.com", "oauth2.googleapis.com"]);
+    }
+
+    #[test]
+    fn blob_uris_round_trip() {
+        let gcs = open(&[("bucket", "b")], &[]);
+        assert_eq!(gcs.blob_uri("dir/a b+c.jpg"), "gs://b/dir/a b+c.jpg");
+        assert_eq!(gcs.key_of_uri("gs://b/dir/a b+c.jpg").as_deref(), Some("dir/a b+c.jpg"));
+        assert_eq!(gcs.key_of_uri("gs://other/k"), None);
+        assert_eq!(gcs.key_of_uri("gs://bb/k"), None);
+        assert_eq!(gcs.key_of_uri("s3://b/k"), None);
+        assert_eq!(gcs.key_of_uri("gs://b/"), None);
+    }
+
+    #[test]
+    fn export_keys_go_under_the_prefix() {
+        assert_eq!(open(&[("bucket", "b"), ("prefix", "ann/")], &[]).export_key(7), "ann/7");
+        assert_eq!(open(&[("bucket", "b")], &[]).export_key(7), "7");
+    }
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(content_range_total("bytes 0-9/100"), Some(100));
+        assert_eq!(content_range_total("bytes */42"), Some(42));
+        assert_eq!(content_range_total("bytes 0-9/*"), None);
+    }
+
+    /// A malformed key fails `open` (so storage creation) with a message that names no key material.
+    #[test]
+    fn open_refuses_malformed_credentials() {
+        let broken = TEST_KEY_JSON.replace("\"client_email\"", "\"client_email\" ");
+        assert!(Gcs::open(config(&[("bucket", "b")], &[("google_application_credentials", &broken)])).is_ok());
+        let broken = &TEST_KEY_JSON[..TEST_KEY_JSON.len() - 3];
+        let Err(Error::InvalidConfig(m)) =
+            Gcs::open(config(&[("bucket", "b")], &[("google_application_credentials", broken)]))
+        else {
+            panic!()
+        };
+        assert!(m.starts_with("Google Application Credentials must be valid JSON string."), "{m}");
+        assert!(!m.contains("PRIVATE KEY"), "{m}");
+    }
+
+    /// Without wasi:http (native), a refused request names the host and nothing secret.
+    #[test]
+    fn refused_requests_name_the_host() {
+        let gcs = open(&[("bucket", "b"), ("gcs_endpoint", "http://10.0.0.1:4443")], &[]);
+        let Err(Error::Denied(m)) = gcs.stat("k") else { panic!() };
+        assert_eq!(m, "the stowage host refused the connection to 10.0.0.1:4443 (address policy)");
+        // With a key, against Google, the token request is the first one refused.
+        let gcs = open(&[("bucket", "b")], &[("google_application_credentials", TEST_KEY_JSON)]);
+        let Err(Error::Denied(m)) = gcs.check(Direction::Import) else { panic!() };
+        assert_eq!(m, "the stowage host refused the connection to oauth2.googleapis.com (address policy)");
+    }
+}
