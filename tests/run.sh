@@ -56,7 +56,7 @@ export STOWAGE_TEST_ADAPTERS=$ROOT/target/test-adapters
 
 # Run both suites even if the first fails, so one run reports everything.
 status=0
-cargo test --release --workspace \
+cargo test --release --workspace --no-fail-fast \
     --exclude stowage-adapter-localfs --exclude stowage-test-misbehave || status=1
 "$VENV/bin/python" -m pytest tests/python -q || status=1
 

@@ -148,9 +148,10 @@ fn add(errors: &mut Errors, field: &str, message: impl Into<String>) {
     errors.entry(field.to_string()).or_default().push(message.into());
 }
 
-/// Fields of every storage that a client may send back as it read them (Label Studio ignores
-/// them on write), besides the writable common ones and the type's own.
-const READ_ONLY_FIELDS: [&str; 10] = [
+/// Keys accepted and ignored when they are not fields of the storage at hand, as Label Studio
+/// ignores them: read-only fields a client sends back as it read them, and the common fields of
+/// other types or directions (`presign` on local files, `can_delete_objects` on an import).
+const IGNORED_FIELDS: [&str; 16] = [
     "id",
     "type",
     "created_at",
@@ -161,11 +162,18 @@ const READ_ONLY_FIELDS: [&str; 10] = [
     "traceback",
     "meta",
     "created_ago",
+    "regex_filter",
+    "use_blob_urls",
+    "recursive_scan",
+    "presign",
+    "presign_ttl",
+    "can_delete_objects",
 ];
 
 /// Applies the request body to `s` (a new storage or a stored one). A key that is neither a
-/// common field nor one of the type's settings is refused: the manifest describes the form, and
-/// a misspelt setting (`bucket_name`) silently ignored would leave a storage misconfigured.
+/// common field nor one of the type's settings is refused (Label Studio ignores it): the manifest
+/// describes the form, and a misspelt setting (`bucket_name`) silently ignored would leave a
+/// storage misconfigured.
 /// Returns the names of adapter settings whose value changed.
 fn apply_body(
     app: &App,
@@ -199,7 +207,7 @@ fn apply_body(
     }
     for key in body.keys() {
         let known = ["project", "title", "description", "synchronizable"].contains(&key.as_str())
-            || READ_ONLY_FIELDS.contains(&key.as_str())
+            || IGNORED_FIELDS.contains(&key.as_str())
             || specs.iter().any(|f| f.name == *key);
         if !known {
             add(errors, key, format!("Unknown field: {} storage has no setting {key:?}.", s.type_name));
