@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stowage_tests::{Service, TOKEN, adapters_dir, settings};
+use stowage_tests::{Process, Service, TOKEN, adapters_dir, free_port, settings};
 
 async fn upload(svc: &Service, bytes: Vec<u8>) -> (u16, Value) {
     let resp = svc
@@ -237,4 +237,26 @@ async fn a_file_dropped_into_the_adapters_directory_is_loaded() {
         .map(|a| a["file"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(files, ["probe.wasm", "misbehave.wasm"]);
+}
+
+/// A warm start finds every adapter's compiled code in the cache: nothing is recompiled, as the
+/// log says per adapter.
+#[tokio::test]
+async fn a_warm_start_loads_every_adapter_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let n = std::fs::read_dir(adapters_dir())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wasm"))
+        .count();
+    let log = tmp.path().join("service.log");
+    let count = |what: &str| std::fs::read_to_string(&log).unwrap().matches(what).count();
+
+    let cold = Process::start(tmp.path(), free_port(), &["--cache-dir", cache]).await;
+    drop(cold);
+    assert_eq!((count("adapter compiled"), count("adapter code loaded from cache")), (n, 0));
+    std::fs::write(&log, "").unwrap();
+    let _warm = Process::start(tmp.path(), free_port(), &["--cache-dir", cache]).await;
+    assert_eq!((count("adapter compiled"), count("adapter code loaded from cache")), (0, n));
 }
