@@ -86,6 +86,18 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_ADAPTERS_DIR", default_value = "./adapters")]
     pub adapters_dir: PathBuf,
 
+    /// Storage types whose adapters may be loaded, comma-separated (e.g. `s3,localfiles`); empty
+    /// (the default) allows every adapter. Others are refused at start, upload and watch.
+    #[arg(long, env = "STOWAGE_ALLOWED_ADAPTERS", value_delimiter = ',')]
+    pub allowed_adapters: Vec<String>,
+
+    /// Hosts adapters may reach, comma-separated patterns: `host`, `host:port` or `*.domain`
+    /// (e.g. `*.amazonaws.com,minio.internal:9000`). A storage's grant (its endpoint, or the
+    /// adapter's default hosts) is narrowed to these; empty (the default) allows every host a
+    /// grant names. Loopback and private addresses also need `--allow-private-addresses`.
+    #[arg(long, env = "STOWAGE_ALLOWED_HOSTS", value_delimiter = ',', value_parser = parse_host_pattern)]
+    pub allowed_hosts: Vec<crate::plugin::grants::HostRule>,
+
     /// Load adapter files added to or replaced in the adapters directory while running.
     #[arg(long, env = "STOWAGE_WATCH_ADAPTERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub watch_adapters: bool,
@@ -132,6 +144,10 @@ pub struct Settings {
     /// quarantines.
     #[arg(long, env = "STOWAGE_QUARANTINE_AFTER", default_value_t = 10)]
     pub quarantine_after: u32,
+}
+
+fn parse_host_pattern(raw: &str) -> Result<crate::plugin::grants::HostRule, String> {
+    crate::plugin::grants::HostRule::pattern(raw)
 }
 
 impl Settings {

@@ -45,7 +45,9 @@ impl App {
         }
         let limits = settings.limits();
         let cache_dir = settings.cache_dir.clone().unwrap_or_else(|| settings.data_dir.join("adapter-cache"));
-        let registry = Arc::new(plugin::Registry::load_dir(&settings.adapters_dir, &cache_dir, limits).await?);
+        let registry = Arc::new(
+            plugin::Registry::load_dir(&settings.adapters_dir, &cache_dir, limits, &settings.allowed_adapters).await?,
+        );
         let sessions = Arc::new(sync::SessionPool::default());
         let watcher = if settings.watch_adapters { Some(watch_adapters(&registry, &sessions)?) } else { None };
         Ok(App { settings, store, registry, syncing: Mutex::new(HashSet::new()), sessions, _watcher: watcher })

@@ -38,6 +38,8 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addre
         adapters_dir: adapters_dir(),
         // The shared test adapters directory changes only between runs.
         watch_adapters: false,
+        allowed_adapters: vec![],
+        allowed_hosts: vec![],
         document_root: Some(root),
         token: Some(TOKEN.into()),
         call_timeout_ms,

@@ -249,3 +249,49 @@ async fn a_repeatedly_failing_adapter_is_quarantined() {
     let s = svc.post(&healthy, json!(null)).await.body;
     assert_eq!((outcome(&s), s["last_sync_count"].as_i64()), (("completed", ""), Some(1)));
 }
+
+/// The operator's policy narrows what is loaded and reached: `--allowed-adapters` refuses other
+/// storage types (at start and upload), `--allowed-hosts` refuses storages pointing elsewhere.
+#[tokio::test]
+async fn the_operator_policy_limits_adapters_and_hosts() {
+    let svc = Service::start_with(|tmp| {
+        let mut s = stowage_tests::settings(tmp, 1_000, true);
+        s.allowed_adapters = vec!["localfiles".into(), "misbehave".into()];
+        s.allowed_hosts = vec![stowage::plugin::grants::HostRule::pattern("*.example.com").unwrap()];
+        s
+    })
+    .await;
+    let names: Vec<Value> =
+        svc.get("/api/storages/types").await.body.as_array().unwrap().iter().map(|t| t["name"].clone()).collect();
+    assert_eq!(names, [json!("localfiles"), json!("misbehave")]);
+    let probe = std::fs::read(stowage_tests::adapters_dir().join("stowage_test_cacheprobe.wasm")).unwrap();
+    let r = svc
+        .http
+        .post(format!("{}/api/adapters", svc.url))
+        .header("Authorization", format!("Token {}", stowage_tests::TOKEN))
+        .body(probe)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["detail"],
+        "Adapter refused: storage type \"cacheprobe\" is not among the adapters the operator allows (--allowed-adapters)"
+    );
+
+    let project = svc.project("<View></View>").await;
+    let r = svc
+        .post("/api/storages/misbehave", json!({"project": project, "mode": "ok", "host": "127.0.0.1", "port": "6379"}))
+        .await;
+    assert_eq!(
+        (r.status, &r.body["validation_errors"]),
+        (400, &json!({"host": ["127.0.0.1:6379 is not among the hosts the operator allows (--allowed-hosts)"]}))
+    );
+    let r = svc
+        .post(
+            "/api/storages/misbehave",
+            json!({"project": project, "mode": "ok", "host": "redis.example.com", "port": "6379"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+}

@@ -27,6 +27,8 @@ pub enum HostRule {
     Exact { host: String, port: u16 },
     /// Any subdomain of this suffix (from `*.amazonaws.com`), any port.
     Suffix(String),
+    /// This host name on any port (an operator pattern without a port).
+    Name(String),
 }
 
 impl HostRule {
@@ -37,8 +39,94 @@ impl HostRule {
         match self {
             HostRule::Exact { host: h, port: p } => *h == host && *p == port,
             HostRule::Suffix(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
+            HostRule::Name(h) => *h == host,
         }
     }
+
+    /// Parses an operator pattern (`--allowed-hosts`): `*.example.com`, `host` or `host:port`.
+    ///
+    /// # Errors
+    /// A pattern that is empty or has a bad port.
+    pub fn pattern(raw: &str) -> Result<HostRule, String> {
+        let raw = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+        if let Some(suffix) = raw.strip_prefix("*.") {
+            return Ok(HostRule::Suffix(suffix.to_string()));
+        }
+        let (host, port) = match raw.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(':') && !h.is_empty() => (
+                h.trim_matches(['[', ']']).to_string(),
+                Some(p.parse::<u16>().map_err(|_| format!("{raw}: bad port"))?),
+            ),
+            _ => (raw.trim_matches(['[', ']']).to_string(), None),
+        };
+        if host.is_empty() || host.contains(['/', '*', ' ', '@']) {
+            return Err(format!("{raw:?} is not a host pattern (host, host:port or *.domain)"));
+        }
+        Ok(port.map_or(HostRule::Name(host.clone()), |port| HostRule::Exact { host, port }))
+    }
+
+    /// The part of this rule that `other` also allows, if any (both may be patterns).
+    fn intersect(&self, other: &HostRule) -> Option<HostRule> {
+        use HostRule::{Exact, Name, Suffix};
+        let within = |narrow: &str, wide: &str| narrow == wide || narrow.ends_with(&format!(".{wide}"));
+        match (self, other) {
+            (Exact { host, port }, o) | (o, Exact { host, port }) => {
+                o.allows(host, *port).then(|| Exact { host: host.clone(), port: *port })
+            }
+            (Name(h), o) | (o, Name(h)) => match o {
+                Suffix(_) | Name(_) => (o.allows(h, 0)).then(|| Name(h.clone())),
+                Exact { .. } => unreachable!("matched above"),
+            },
+            (Suffix(a), Suffix(b)) if within(a, b) => Some(Suffix(a.clone())),
+            (Suffix(a), Suffix(b)) if within(b, a) => Some(Suffix(b.clone())),
+            (Suffix(_), Suffix(_)) => None,
+        }
+    }
+}
+
+/// Narrows `grant` to the hosts the operator allows (`--allowed-hosts`; empty allows every host
+/// a grant names): what the manifest asks for, intersected with the operator's policy.
+///
+/// # Errors
+/// The storage's endpoint or host is outside the policy (named on the setting that chose it), or
+/// nothing of the adapter's default hosts is left.
+pub fn restrict(grant: &mut Grant, info: &AdapterInfo, allowed: &[HostRule]) -> Result<(), GrantRefused> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let refuse = |field: &str, what: &str| GrantRefused {
+        field: field.to_string(),
+        message: format!("{what} is not among the hosts the operator allows (--allowed-hosts)"),
+    };
+    let refuse_all = |field: &str| GrantRefused {
+        field: field.to_string(),
+        message: format!("the operator allows none of the hosts {} storages reach (--allowed-hosts)", info.type_name),
+    };
+    for request in &info.grants {
+        match request {
+            GrantRequest::Http { endpoint_setting, .. } => {
+                let asked = std::mem::take(&mut grant.http_hosts);
+                let kept: Vec<HostRule> =
+                    asked.iter().flat_map(|r| allowed.iter().filter_map(move |a| r.intersect(a))).collect();
+                if kept.is_empty() && !asked.is_empty() {
+                    return Err(match &asked[..] {
+                        [HostRule::Exact { host, port }] => refuse(endpoint_setting, &format!("{host}:{port}")),
+                        _ => refuse_all(endpoint_setting),
+                    });
+                }
+                grant.http_hosts = kept;
+            }
+            GrantRequest::Tcp { host_setting, .. } => {
+                if let Some((host, port)) = &grant.tcp
+                    && !allowed.iter().any(|a| a.allows(host, *port))
+                {
+                    return Err(refuse(host_setting, &format!("{host}:{port}")));
+                }
+            }
+            GrantRequest::Directory(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Parses an endpoint setting: an `http://` or `https://` URL with a host.
@@ -186,6 +274,60 @@ mod tests {
 
     use super::*;
     use crate::domain::Capabilities;
+
+    #[test]
+    fn operator_patterns_narrow_grants() {
+        let p = |s: &str| HostRule::pattern(s).unwrap();
+        assert_eq!(p("*.Example.com"), HostRule::Suffix("example.com".into()));
+        assert_eq!(p("minio.local:9000"), HostRule::Exact { host: "minio.local".into(), port: 9000 });
+        assert_eq!(p("[::1]:80"), HostRule::Exact { host: "::1".into(), port: 80 });
+        assert_eq!(p("storage.googleapis.com"), HostRule::Name("storage.googleapis.com".into()));
+        assert!(HostRule::pattern("a b").is_err() && HostRule::pattern("h:x").is_err());
+
+        let s3 = AdapterInfo {
+            type_name: "s3".into(),
+            title: "S3".into(),
+            capabilities: Capabilities::default(),
+            settings: vec![],
+            grants: vec![GrantRequest::Http {
+                endpoint_setting: "s3_endpoint".into(),
+                default_hosts: vec!["*.amazonaws.com".into()],
+            }],
+            regex_on_basename: false,
+            key_value: false,
+            uri_schemes: vec![],
+        };
+        let aws = || Grant { http_hosts: vec![HostRule::Suffix("amazonaws.com".into())], ..Grant::default() };
+        // A narrower suffix or a single host of the default set is what remains.
+        let mut g = aws();
+        restrict(&mut g, &s3, &[p("*.s3.eu-west-1.amazonaws.com"), p("*.example.com")]).unwrap();
+        assert_eq!(g.http_hosts, [HostRule::Suffix("s3.eu-west-1.amazonaws.com".into())]);
+        let mut g = aws();
+        restrict(&mut g, &s3, &[p("bucket.s3.amazonaws.com:443")]).unwrap();
+        assert_eq!(g.http_hosts, [HostRule::Exact { host: "bucket.s3.amazonaws.com".into(), port: 443 }]);
+        // A wider suffix keeps the request; nothing allowed refuses it.
+        let mut g = aws();
+        restrict(&mut g, &s3, &[p("*.com")]).unwrap();
+        assert_eq!(g.http_hosts, [HostRule::Suffix("amazonaws.com".into())]);
+        let mut g = aws();
+        let refused = restrict(&mut g, &s3, &[p("*.example.com")]).unwrap_err();
+        assert_eq!(refused.field, "s3_endpoint");
+        assert_eq!(refused.message, "the operator allows none of the hosts s3 storages reach (--allowed-hosts)");
+        // An endpoint the user typed: kept when allowed, refused by name otherwise.
+        let minio = || Grant {
+            http_hosts: vec![HostRule::Exact { host: "minio.local".into(), port: 9000 }],
+            ..Grant::default()
+        };
+        let mut g = minio();
+        restrict(&mut g, &s3, &[p("minio.local")]).unwrap();
+        assert_eq!(g, minio());
+        let refused = restrict(&mut minio(), &s3, &[p("minio.local:9001")]).unwrap_err();
+        assert_eq!(refused.message, "minio.local:9000 is not among the hosts the operator allows (--allowed-hosts)");
+        // No policy: unchanged.
+        let mut g = aws();
+        restrict(&mut g, &s3, &[]).unwrap();
+        assert_eq!(g, aws());
+    }
 
     fn localfs() -> AdapterInfo {
         AdapterInfo {

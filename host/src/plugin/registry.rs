@@ -84,6 +84,8 @@ pub struct Registry {
     linker: Linker<Sandbox>,
     /// Values adapters (WIT 0.2.0) keep per storage across instances.
     pub cache: Arc<HostCache>,
+    /// Storage types that may be loaded (`--allowed-adapters`); empty allows all.
+    allowed_types: Vec<String>,
     dir: PathBuf,
     cache_dir: PathBuf,
     adapters: RwLock<BTreeMap<String, Arc<Adapter>>>,
@@ -93,8 +95,14 @@ impl Registry {
     /// Loads every `*.wasm` in `dir`, in file-name order, caching compiled code under `cache_dir`.
     /// A file that fails to load is logged and skipped; a second adapter for a type already
     /// loaded is refused.
-    pub async fn load_dir(dir: &Path, cache_dir: &Path, limits: Limits) -> anyhow::Result<Registry> {
-        let registry = Registry::new(dir, cache_dir, limits)?;
+    pub async fn load_dir(
+        dir: &Path,
+        cache_dir: &Path,
+        limits: Limits,
+        allowed_types: &[String],
+    ) -> anyhow::Result<Registry> {
+        let mut registry = Registry::new(dir, cache_dir, limits)?;
+        registry.allowed_types = allowed_types.to_vec();
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read the adapters directory {}", dir.display()))?
             .flatten()
@@ -144,6 +152,7 @@ impl Registry {
             limits,
             linker,
             cache: Arc::default(),
+            allowed_types: Vec::new(),
             dir: dir.to_path_buf(),
             cache_dir: cache_dir.to_path_buf(),
             adapters: RwLock::new(BTreeMap::new()),
@@ -175,6 +184,12 @@ impl Registry {
             || !info.type_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             bail!("invalid storage type name {:?}", info.type_name);
+        }
+        if !self.allowed_types.is_empty() && !self.allowed_types.contains(&info.type_name) {
+            bail!(
+                "storage type {:?} is not among the adapters the operator allows (--allowed-adapters)",
+                info.type_name
+            );
         }
         Ok(Adapter { info, hash: loaded.hash, file: file.to_string(), version, pre, health: Health::default() })
     }

@@ -50,6 +50,8 @@ pub fn connect(app: &App, storage: &Storage) -> Result<Session, ConnectError> {
     let value = |name: &str| storage.fields.get(name).or_else(|| storage.secrets.get(name)).and_then(plain);
     let (mut grant, rewritten) = grants::resolve(info, storage.direction, app.settings.document_root.as_deref(), value)
         .map_err(|r| ConnectError::Refused { field: r.field, message: r.message })?;
+    grants::restrict(&mut grant, info, &app.settings.allowed_hosts)
+        .map_err(|r| ConnectError::Refused { field: r.field, message: r.message })?;
     grant.allow_private_addresses = app.settings.allow_private_addresses;
     let mut settings = Vec::new();
     let mut secrets = Vec::new();
