@@ -15,11 +15,14 @@ pub const MAX_VALUE_BYTES: usize = 64 << 10;
 /// Longest time-to-live honoured.
 pub const MAX_TTL: Duration = Duration::from_secs(86_400);
 
-/// Entries by (namespace, key). The namespace is a SHA-256 of one storage's type and full
+/// A cache key: (namespace, key). The namespace is a SHA-256 of one storage's type and full
 /// configuration, secrets included, so one storage never sees another's values.
+type Id = ([u8; 32], String);
+
+/// Entries by [`Id`]: the value and when it expires.
 #[derive(Debug, Default)]
 pub struct HostCache {
-    entries: Mutex<HashMap<([u8; 32], String), (Vec<u8>, Instant)>>,
+    entries: Mutex<HashMap<Id, (Vec<u8>, Instant)>>,
 }
 
 impl HostCache {
