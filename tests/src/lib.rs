@@ -1,5 +1,6 @@
 //! Shared helpers of the end-to-end tests: where the test adapters are, an in-process service on
-//! a free port with its own data dir and document root, and a small JSON client.
+//! a free port with its own data dir and document root, and a small JSON client; the test servers
+//! of each backend, and in [`object_store`] the scenarios the S3, GCS and Azure suites share.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,6 +8,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use stowage::App;
 use stowage::config::Settings;
+
+pub mod object_store;
+pub use object_store::ObjectStore;
 
 /// API token of the tests' first user.
 pub const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -180,14 +184,21 @@ fn server_var(name: &str, script: &str) -> Option<String> {
     value
 }
 
-/// The S3 test server (`tests/emulators/garage.sh` writes these variables).
+/// The S3 test server (`tests/emulators/garage.sh` writes these variables). Its storage fields
+/// and adapter storages come from its [`ObjectStore`] implementation.
 #[derive(Debug, Clone)]
 pub struct S3Env {
+    /// `http://127.0.0.1:PORT`, the storages' `s3_endpoint`.
     pub endpoint: String,
+    /// Access key id of the test key.
     pub key_id: String,
+    /// Secret access key of the test key.
     pub secret: String,
+    /// The bucket the API tests share.
     pub bucket: String,
+    /// An empty bucket for the adapter conformance suite.
     pub conformance_bucket: String,
+    /// The server's region (`region_name`).
     pub region: String,
 }
 
@@ -206,39 +217,18 @@ pub fn s3_env() -> Option<S3Env> {
     })
 }
 
-impl S3Env {
-    /// API fields of an S3 storage on `bucket` under `prefix`, with credentials.
-    pub fn fields(&self, bucket: &str, prefix: &str) -> Value {
-        serde_json::json!({
-            "bucket": bucket,
-            "prefix": prefix,
-            "s3_endpoint": self.endpoint,
-            "region_name": self.region,
-            "aws_access_key_id": self.key_id,
-            "aws_secret_access_key": self.secret,
-        })
-    }
-
-    /// A domain storage (for driving the adapter directly, e.g. to upload test objects).
-    pub fn storage(&self, direction: stowage::domain::Direction, bucket: &str) -> stowage::domain::Storage {
-        let Value::Object(mut fields) = self.fields(bucket, "") else { unreachable!() };
-        let mut s = stowage::domain::Storage::new(direction, "s3", 0, serde_json::Map::new());
-        for secret in ["aws_access_key_id", "aws_secret_access_key"] {
-            s.secrets.insert(secret.into(), fields.remove(secret).unwrap());
-        }
-        s.fields = fields;
-        s
-    }
-}
-
 /// The GCS test server (`tests/emulators/gcs.sh` writes these variables; fake-gcs-server, which
-/// checks no credentials).
+/// checks no credentials). Its storage fields and adapter storages come from its [`ObjectStore`]
+/// implementation.
 #[derive(Debug, Clone)]
 pub struct GcsEnv {
     /// `http://127.0.0.1:PORT`, the storages' `gcs_endpoint`.
     pub endpoint: String,
+    /// The storages' `google_project_id`.
     pub project: String,
+    /// The bucket the API tests share.
     pub bucket: String,
+    /// An empty bucket for the adapter conformance suite.
     pub conformance_bucket: String,
 }
 
@@ -255,33 +245,19 @@ pub fn gcs_env() -> Option<GcsEnv> {
     })
 }
 
-impl GcsEnv {
-    /// API fields of a GCS storage on `bucket` under `prefix` (anonymous: the emulator needs no key).
-    pub fn fields(&self, bucket: &str, prefix: &str) -> Value {
-        serde_json::json!({
-            "bucket": bucket,
-            "prefix": prefix,
-            "gcs_endpoint": self.endpoint,
-            "google_project_id": self.project,
-        })
-    }
-
-    /// A domain storage (for driving the adapter directly, e.g. to upload test objects).
-    pub fn storage(&self, direction: stowage::domain::Direction, bucket: &str) -> stowage::domain::Storage {
-        let Value::Object(fields) = self.fields(bucket, "") else { unreachable!() };
-        stowage::domain::Storage::new(direction, "gcs", 0, fields)
-    }
-}
-
-/// The Azure Blob test server (`tests/emulators/azure.sh` writes these variables; Azurite).
+/// The Azure Blob test server (`tests/emulators/azure.sh` writes these variables; Azurite). Its
+/// storage fields and adapter storages come from its [`ObjectStore`] implementation.
 #[derive(Debug, Clone)]
 pub struct AzureEnv {
     /// Path-style endpoint, `http://127.0.0.1:PORT/ACCOUNT`.
     pub endpoint: String,
+    /// The storage account.
     pub account_name: String,
     /// Base64 account key.
     pub account_key: String,
+    /// The container the API tests share.
     pub container: String,
+    /// An empty container for the adapter conformance suite.
     pub conformance_container: String,
 }
 
@@ -297,30 +273,6 @@ pub fn azure_env() -> Option<AzureEnv> {
         container: need("STOWAGE_AZURE_CONTAINER"),
         conformance_container: need("STOWAGE_AZURE_CONFORMANCE_CONTAINER"),
     })
-}
-
-impl AzureEnv {
-    /// API fields of an Azure storage on `container` under `prefix`, with the account key.
-    pub fn fields(&self, container: &str, prefix: &str) -> Value {
-        serde_json::json!({
-            "container": container,
-            "prefix": prefix,
-            "azure_endpoint": self.endpoint,
-            "account_name": self.account_name,
-            "account_key": self.account_key,
-        })
-    }
-
-    /// A domain storage (for driving the adapter directly, e.g. to upload test objects).
-    pub fn storage(&self, direction: stowage::domain::Direction, container: &str) -> stowage::domain::Storage {
-        let Value::Object(mut fields) = self.fields(container, "") else { unreachable!() };
-        let mut s = stowage::domain::Storage::new(direction, "azure", 0, serde_json::Map::new());
-        for secret in ["account_name", "account_key"] {
-            s.secrets.insert(secret.into(), fields.remove(secret).unwrap());
-        }
-        s.fields = fields;
-        s
-    }
 }
 
 /// A key prefix unique to this test run, so tests sharing one bucket never see each other.

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use stowage::conformance::SessionDriver;
 use stowage::domain::{Direction, Storage};
 use stowage_sdk::conformance;
-use stowage_tests::Service;
+use stowage_tests::{ObjectStore, Service};
 
 /// An export (read-write) storage of `type_name` on a fresh, empty root. Each backend says here how
 /// its test storage is configured; a writable adapter without an entry fails the test.

@@ -1,50 +1,17 @@
-//! GCS storages against fake-gcs-server (started by tests/emulators/gcs.sh): imports with Label
-//! Studio's prefix, regex and recursion rules across list pages, signed and proxied URIs, export
-//! and deletion, connection checks, and malformed credentials refused without echoing the key.
+//! GCS storages against fake-gcs-server (started by tests/emulators/gcs.sh): the shared
+//! object-store scenarios (`stowage_tests::object_store`: Label Studio's prefix, regex and
+//! recursion rules across list pages, signed and proxied URIs, export and deletion, connection
+//! checks, the address policy), plus what is GCS's own: V4 signed URLs from a service-account key,
+//! plain URLs without one, malformed credentials refused without echoing the key, and the OAuth2
+//! JWT-bearer flow against a mock Google.
 
 use serde_json::{Value, json};
 use stowage::domain::Direction;
-use stowage::plugin::Session;
-use stowage::tasks::uri::resolver_url;
-use stowage_tests::{GcsEnv, Service, gcs_env, unique_prefix};
+use stowage_tests::object_store::{self, ObjectStore};
+use stowage_tests::{Service, gcs_env};
 
 /// Google's published dummy service-account key (googleapis/conformance-tests), the adapter's test data.
 const TEST_KEY: &str = include_str!("../../adapters/gcs/tests/data/test_service_account.json");
-
-/// Uploads objects through the GCS adapter itself.
-async fn upload(svc: &Service, gcs: &GcsEnv, objects: &[(String, Vec<u8>)]) {
-    let mut session: Session = stowage::sync::connect(&svc.app, &gcs.storage(Direction::Export, &gcs.bucket)).unwrap();
-    for (key, body) in objects {
-        session.put(key, body, None).await.unwrap_or_else(|e| panic!("put {key}: {e}"));
-    }
-}
-
-/// Uploads many small objects straight to the emulator, 16 at a time (fake-gcs-server takes ~700/s).
-async fn upload_many(gcs: &GcsEnv, keys: &[String]) {
-    let client = reqwest::Client::new();
-    let url = format!("{}/upload/storage/v1/b/{}/o", gcs.endpoint, gcs.bucket);
-    let mut tasks = tokio::task::JoinSet::new();
-    for chunk in keys.chunks(keys.len().div_ceil(16)) {
-        let (client, url, chunk) = (client.clone(), url.clone(), chunk.to_vec());
-        tasks.spawn(async move {
-            for key in chunk {
-                let r = client.post(&url).query(&[("uploadType", "media"), ("name", &key)]).body("x").send().await;
-                assert_eq!(r.unwrap().status(), 200, "{key}");
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
-}
-
-/// Keys under `prefix`, listed straight from the emulator.
-async fn keys_under(gcs: &GcsEnv, prefix: &str) -> Vec<String> {
-    let url = format!("{}/storage/v1/b/{}/o", gcs.endpoint, gcs.bucket);
-    let r = reqwest::Client::new().get(url).query(&[("prefix", prefix)]).send().await.unwrap();
-    let body: Value = r.json().await.unwrap();
-    body["items"].as_array().map_or(vec![], |items| items.iter().map(|o| o["name"].as_str().unwrap().into()).collect())
-}
 
 /// A key percent-encoded for a URL path: unreserved bytes and `/` kept (RFC 3986).
 fn encode_key(key: &str) -> String {
@@ -56,177 +23,26 @@ fn encode_key(key: &str) -> String {
         .collect()
 }
 
-async fn create(svc: &Service, project: i64, fields: Value) -> i64 {
-    let mut body = fields;
-    body["project"] = json!(project);
-    let r = svc.post("/api/storages/gcs", body).await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["id"].as_i64().unwrap()
-}
-
-async fn sync(svc: &Service, id: i64) -> (String, i64, Value) {
-    let r = svc.post(&format!("/api/storages/gcs/{id}/sync"), Value::Null).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    (r.body["status"].as_str().unwrap().into(), r.body["last_sync_count"].as_i64().unwrap(), r.body)
-}
-
-/// Raw task data (`resolve_uri=false`) of a project.
-async fn raw_data(svc: &Service, project: i64) -> Vec<Value> {
-    let r = svc.get(&format!("/api/tasks/?project={project}&page_size=10000&resolve_uri=false")).await;
-    r.body["tasks"].as_array().unwrap().iter().map(|t| t["data"].clone()).collect()
-}
-
-fn gs_uris(gcs: &GcsEnv, keys: &[String]) -> Vec<Value> {
-    keys.iter().map(|k| json!({"$undefined$": format!("gs://{}/{k}", gcs.bucket)})).collect()
-}
-
 #[tokio::test]
 async fn imports_follow_label_studio_prefix_regex_and_recursion_rules() {
     let Some(gcs) = gcs_env() else { return };
-    let svc = Service::start().await;
-    let p = unique_prefix("rules");
-    let k = |rest: &str| format!("{p}/{rest}");
-    let objects: Vec<(String, Vec<u8>)> = [
-        ("img/a.jpg", &b"A"[..]),
-        ("img/b.png", b"B"),
-        ("img/sub/c.jpg", b"C"),
-        ("img/dir/", b""),
-        ("imgx/d.jpg", b"D"),
-        ("json/1.json", br#"{"text": "one"}"#),
-        ("json/2.jsonl", b"{\"text\": \"two\"}\n{\"text\": \"three\"}\n"),
-        ("json/3.json", b"{oops"),
-        ("json/deeper/4.json", br#"{"text": "four"}"#),
-    ]
-    .iter()
-    .map(|(key, body)| (k(key), body.to_vec()))
-    .collect();
-    upload(&svc, &gcs, &objects).await;
-
-    // A prefix is a folder: `img` lists img/ only, never `imgx/`; folder placeholders are skipped.
-    let project = svc.project("<View></View>").await;
-    let mut fields = gcs.fields(&gcs.bucket, &k("img"));
-    fields["use_blob_urls"] = json!(true);
-    let flat = create(&svc, project, fields).await;
-    assert_eq!(sync(&svc, flat).await.0, "completed");
-    assert_eq!(raw_data(&svc, project).await, gs_uris(&gcs, &[k("img/a.jpg"), k("img/b.png")]));
-    let (status, count, body) = sync(&svc, flat).await;
-    assert_eq!((status.as_str(), count, body["meta"]["tasks_existed"].as_i64()), ("completed", 0, Some(2)));
-
-    // A trailing slash is the same prefix; recursion descends; the regex is matched against the
-    // full key from its start (Python `re.match`).
-    let project = svc.project("<View></View>").await;
-    let mut fields = gcs.fields(&gcs.bucket, &format!("{}/", k("img")));
-    fields["use_blob_urls"] = json!(true);
-    fields["recursive_scan"] = json!(true);
-    fields["regex_filter"] = json!(format!("{p}/img/(sub/)?[ac]"));
-    let deep = create(&svc, project, fields.clone()).await;
-    assert_eq!(sync(&svc, deep).await.1, 2);
-    assert_eq!(raw_data(&svc, project).await, gs_uris(&gcs, &[k("img/a.jpg"), k("img/sub/c.jpg")]));
-    assert_eq!(sync(&svc, deep).await.1, 0, "a re-sync creates nothing");
-    fields["regex_filter"] = json!("img/a");
-    let anchored = create(&svc, project, fields).await;
-    assert_eq!(sync(&svc, anchored).await.1, 0, "a regex matching mid-key only imports nothing");
-
-    // JSON mode (prefix with and without the trailing slash): tasks from .json and .jsonl; a broken
-    // file is reported, the rest imports; not recursive, so deeper/4.json is not read.
-    for prefix in [k("json"), format!("{}/", k("json"))] {
-        let project = svc.project("<View></View>").await;
-        let json_storage = create(&svc, project, gcs.fields(&gcs.bucket, &prefix)).await;
-        let (status, count, body) = sync(&svc, json_storage).await;
-        assert_eq!((status.as_str(), count), ("completed_with_errors", 3), "{prefix}");
-        assert_eq!(
-            body["traceback"],
-            format!("{}: invalid JSON: key must be a string at line 1 column 2", k("json/3.json"))
-        );
-        let texts: Vec<Value> = raw_data(&svc, project).await.iter().map(|d| d["text"].clone()).collect();
-        assert_eq!(texts, ["one", "two", "three"], "{prefix}");
-        assert_eq!(sync(&svc, json_storage).await.1, 0, "a re-sync creates nothing");
-    }
-
-    // Recursive JSON import reads deeper/ too.
-    let project = svc.project("<View></View>").await;
-    let mut fields = gcs.fields(&gcs.bucket, &k("json"));
-    fields["recursive_scan"] = json!(true);
-    fields["regex_filter"] = json!(r".*\.json$");
-    let id = create(&svc, project, fields).await;
-    let (status, count, _) = sync(&svc, id).await;
-    assert_eq!((status.as_str(), count), ("completed_with_errors", 2));
-    let texts: Vec<Value> = raw_data(&svc, project).await.iter().map(|d| d["text"].clone()).collect();
-    assert_eq!(texts, ["one", "four"]);
+    object_store::imports_follow_prefix_regex_and_recursion_rules(&Service::start().await, &gcs).await;
 }
 
 #[tokio::test]
 async fn import_of_1200_objects_spans_several_list_pages() {
     let Some(gcs) = gcs_env() else { return };
-    let svc = Service::start().await;
-    let p = unique_prefix("many");
-    let keys: Vec<String> = (0..1200).map(|i| format!("{p}/{i:04}.txt")).collect();
-    upload_many(&gcs, &keys).await;
-
-    // The adapter honours the page size and hands out a cursor until the last page.
-    let mut session = stowage::sync::connect(&svc.app, &gcs.storage(Direction::Import, &gcs.bucket)).unwrap();
-    let (mut cursor, mut pages, mut listed) = (None, vec![], vec![]);
-    loop {
-        let page = session.list(&p, cursor.as_deref(), 500, false).await.unwrap();
-        pages.push(page.entries.len());
-        listed.extend(page.entries.into_iter().map(|e| e.key));
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    assert_eq!(pages, [500, 500, 200]);
-    assert_eq!(listed, keys);
-
-    let project = svc.project("<View></View>").await;
-    let mut fields = gcs.fields(&gcs.bucket, &p);
-    fields["use_blob_urls"] = json!(true);
-    let id = create(&svc, project, fields).await;
-    assert_eq!(sync(&svc, id).await.1, 1200);
-    assert_eq!(raw_data(&svc, project).await, gs_uris(&gcs, &keys));
-    assert_eq!(sync(&svc, id).await.1, 0);
+    object_store::import_spans_list_pages(&Service::start().await, &gcs, 1200, &[500, 500, 200]).await;
 }
 
 #[tokio::test]
 async fn signed_and_proxied_uris_return_the_right_bytes_for_special_keys() {
     let Some(gcs) = gcs_env() else { return };
     let svc = Service::start().await;
-    let p = unique_prefix("special");
-    let names =
-        ["sp ace.txt", "plus+sign.txt", "per%25cent%.txt", "ünïcödé 日本.txt", "hash#tag.txt", "q?mark&x=1.txt"];
-    let objects: Vec<(String, Vec<u8>)> =
-        names.iter().map(|n| (format!("{p}/{n}"), format!("bytes of {n}").into_bytes())).collect();
-    upload(&svc, &gcs, &objects).await;
-    let project = svc.project(r#"<View><Text name="t" value="$doc"/></View>"#).await;
-    let mut fields = gcs.fields(&gcs.bucket, &p);
-    fields["use_blob_urls"] = json!(true);
-    fields["presign_ttl"] = json!(2);
-    fields["google_application_credentials"] = json!(TEST_KEY);
-    let id = create(&svc, project, fields).await;
-    let r = svc.get(&format!("/api/storages/gcs/{id}")).await;
-    assert!(r.body.get("google_application_credentials").is_none(), "secrets are write-only");
-    assert_eq!(sync(&svc, id).await.1, names.len() as i64);
-
-    let r = svc.get(&format!("/api/tasks/?project={project}")).await;
-    let tasks = r.body["tasks"].as_array().unwrap().clone();
-    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let auth = format!("Token {}", stowage_tests::TOKEN);
-    let mut by_key = std::collections::HashMap::new();
-    for t in &tasks {
-        let id = t["id"].as_i64().unwrap();
-        let key = t["storage_filename"].as_str().unwrap().to_string();
-        let uri = format!("gs://{}/{key}", gcs.bucket);
-        assert_eq!(t["data"], json!({"doc": resolver_url(id, &uri)}));
-        by_key.insert(key, resolver_url(id, &uri));
-    }
-    for (key, body) in &objects {
-        let link = format!("{}{}", svc.url, by_key[key]);
-        let resp = no_redirect.get(&link).header("Authorization", &auth).send().await.unwrap();
-        assert_eq!(resp.status(), 303, "{key}");
-        assert_eq!(resp.headers()["cache-control"], "no-store, max-age=120");
-        let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let keys = object_store::special_keys(&svc, &gcs, json!({"google_application_credentials": TEST_KEY})).await;
+    for (key, location) in keys.presigned(&svc).await {
         // Path-style on the endpoint, V4-signed by the service account, for 2 minutes.
-        let path = encode_key(key);
+        let path = encode_key(&key);
         assert!(
             location.starts_with(&format!(
                 "{}/{}/{path}?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=test-iam-credentials%40dummy-project-id.iam.gserviceaccount.com%2F",
@@ -235,32 +51,12 @@ async fn signed_and_proxied_uris_return_the_right_bytes_for_special_keys() {
             "{location}"
         );
         assert!(location.contains("&X-Goog-Expires=120&X-Goog-SignedHeaders=host&X-Goog-Signature="), "{location}");
-        let fetched = reqwest::get(&location).await.unwrap();
-        assert_eq!(fetched.status(), 200, "{key}: {location}");
-        assert_eq!(fetched.bytes().await.unwrap().as_ref(), body.as_slice(), "{key}");
     }
-
-    // presign=false: the service streams the bytes itself, with Range, ETag and 304.
-    let r = svc.patch(&format!("/api/storages/gcs/{id}"), json!({"presign": false})).await;
-    assert_eq!((r.status, r.body["presign"].as_bool()), (200, Some(false)));
-    for (key, body) in &objects {
-        let link = format!("{}{}", svc.url, by_key[key]);
-        let resp = no_redirect.get(&link).header("Authorization", &auth).send().await.unwrap();
-        assert_eq!(resp.status(), 200, "{key}");
-        let etag = resp.headers()["etag"].to_str().unwrap().to_string();
-        assert_eq!(resp.bytes().await.unwrap().as_ref(), body.as_slice(), "{key}");
-        let resp =
-            no_redirect.get(&link).header("Authorization", &auth).header("Range", "bytes=2-5").send().await.unwrap();
-        assert_eq!(resp.status(), 206);
-        assert_eq!(resp.headers()["content-range"], format!("bytes 2-5/{}", body.len()).as_str());
-        assert_eq!(resp.bytes().await.unwrap().as_ref(), &body[2..=5]);
-        let resp =
-            no_redirect.get(&link).header("Authorization", &auth).header("If-None-Match", &etag).send().await.unwrap();
-        assert_eq!(resp.status(), 304);
-    }
+    keys.proxied(&svc).await;
 
     // Without a key, a "signed" URL is the plain object URL (public objects).
-    let mut session = stowage::sync::connect(&svc.app, &gcs.storage(Direction::Import, &gcs.bucket)).unwrap();
+    let (p, objects) = (&keys.prefix, &keys.objects);
+    let mut session = object_store::session(&svc, &gcs, Direction::Import);
     let plain = session.presign_get(&objects[0].0, 60).await.unwrap();
     assert_eq!(plain, format!("{}/{}/{p}/sp%20ace.txt", gcs.endpoint, gcs.bucket));
     assert_eq!(reqwest::get(&plain).await.unwrap().bytes().await.unwrap().as_ref(), objects[0].1.as_slice());
@@ -272,85 +68,27 @@ async fn signed_and_proxied_uris_return_the_right_bytes_for_special_keys() {
     assert_eq!((past.body.len(), past.total_size), (0, objects[0].1.len() as u64));
     let missing = session.get(&format!("{p}/nope.txt"), None).await.unwrap_err();
     assert_eq!(missing.kind, stowage::error::ErrorKind::NotFound);
-    // A URI no storage of the project serves is 404.
-    let foreign = resolver_url(tasks[0]["id"].as_i64().unwrap(), "gs://another-bucket/x.txt");
-    assert_eq!(svc.get(&foreign).await.status, 404);
+    keys.unserved_and_raw_uris(&svc, &gcs, "another-bucket").await;
 }
 
 #[tokio::test]
 async fn annotations_are_exported_under_the_prefix_and_deleted_when_allowed() {
     let Some(gcs) = gcs_env() else { return };
-    let svc = Service::start().await;
-    let p = unique_prefix("export");
-    let project = svc.project("<View></View>").await;
-    let r = svc.post(&format!("/api/projects/{project}/import"), json!([{"text": "t"}])).await;
-    let task = r.body["task_ids"][0].as_i64().unwrap();
-    let mut fields = gcs.fields(&gcs.bucket, &format!("{p}/ann/"));
-    fields["project"] = json!(project);
-    fields["can_delete_objects"] = json!(true);
-    let r = svc.post("/api/storages/export/gcs", fields).await;
-    assert_eq!((r.status, r.body["status"].as_str()), (201, Some("completed")), "{:?}", r.body);
-    let export_id = r.body["id"].as_i64().unwrap();
-    let mut kept = gcs.fields(&gcs.bucket, &format!("{p}/kept"));
-    kept["project"] = json!(project);
-    assert_eq!(svc.post("/api/storages/export/gcs", kept).await.status, 201);
-    let result = json!([{"from_name": "c", "to_name": "t", "type": "choices", "value": {"choices": ["x"]}}]);
-    let ann = svc.post(&format!("/api/tasks/{task}/annotations"), json!({"result": result})).await.body["id"]
-        .as_i64()
-        .unwrap();
-
-    // One JSON object per annotation at `{prefix}/{id}` (prefix without its trailing slash).
-    let key = format!("{p}/ann/{ann}");
-    assert_eq!(keys_under(&gcs, &format!("{p}/")).await, [key.clone(), format!("{p}/kept/{ann}")]);
-    let mut session = stowage::sync::connect(&svc.app, &gcs.storage(Direction::Import, &gcs.bucket)).unwrap();
-    let object = session.get(&key, None).await.unwrap();
-    assert_eq!(object.content_type.as_deref(), Some("application/json"));
-    let doc: Value = serde_json::from_slice(&object.body).unwrap();
-    let stored = svc.get(&format!("/api/annotations/{ann}")).await.body;
-    assert_eq!((doc["id"].as_i64(), &doc["result"], doc["task"]["id"].as_i64()), (Some(ann), &result, Some(task)));
-    assert_eq!(
-        (&doc["task"]["data"], &doc["project"], &doc["was_cancelled"]),
-        (&json!({"text": "t"}), &json!(project), &json!(false))
-    );
-    assert_eq!((&doc["created_at"], &doc["updated_at"]), (&stored["created_at"], &stored["updated_at"]));
-
-    let r = svc.post(&format!("/api/storages/export/gcs/{export_id}/sync"), Value::Null).await;
-    assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
-    assert_eq!(svc.delete(&format!("/api/annotations/{ann}")).await.status, 204);
-    let gone = session.get(&key, None).await.unwrap_err();
-    assert_eq!(gone.kind, stowage::error::ErrorKind::NotFound);
-    // Only where can_delete_objects allows it.
-    assert_eq!(keys_under(&gcs, &format!("{p}/")).await, [format!("{p}/kept/{ann}")]);
+    object_store::annotations_are_exported_under_the_prefix_and_deleted_when_allowed(&Service::start().await, &gcs)
+        .await;
 }
 
 #[tokio::test]
 async fn connection_checks_use_label_studio_messages() {
     let Some(gcs) = gcs_env() else { return };
-    let svc = Service::start().await;
-    let p = unique_prefix("check");
-    upload(&svc, &gcs, &[(format!("{p}/x.json"), b"{}".to_vec())]).await;
-    let project = svc.project("<View></View>").await;
-    let message =
-        |r: &stowage_tests::Reply| r.body["validation_errors"]["non_field_errors"][0].as_str().unwrap().to_string();
-
-    let mut fields = gcs.fields("no-such-bucket", "");
-    fields["project"] = json!(project);
-    let r = svc.post("/api/storages/gcs", fields.clone()).await;
-    assert_eq!((r.status, message(&r)), (400, "Cannot find bucket no-such-bucket in GCS".to_string()));
-    assert_eq!(svc.post("/api/storages/gcs/validate", fields).await.status, 400);
-
-    let mut fields = gcs.fields(&gcs.bucket, &format!("{p}-nothing"));
-    fields["project"] = json!(project);
-    let r = svc.post("/api/storages/gcs", fields.clone()).await;
-    assert_eq!(
-        (r.status, message(&r)),
-        (400, format!("No blobs found in {}/{p}-nothing or prefix doesn't exist", gcs.bucket))
-    );
-    // An export target may be empty; an import storage with objects under its prefix is fine.
-    assert_eq!(svc.post("/api/storages/export/gcs", fields).await.status, 201);
-    let mut fields = gcs.fields(&gcs.bucket, &p);
-    fields["project"] = json!(project);
-    assert_eq!(svc.post("/api/storages/gcs/validate", fields).await.status, 200);
+    object_store::connection_checks(
+        &Service::start().await,
+        &gcs,
+        "no-such-bucket",
+        "Cannot find bucket no-such-bucket in GCS",
+        |bucket, prefix| format!("No blobs found in {bucket}/{prefix} or prefix doesn't exist"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -377,13 +115,13 @@ async fn malformed_credentials_are_refused_without_echoing_the_key() {
         ),
         (TEST_KEY.replace("client_email", "email"), "google_application_credentials: \"client_email\" is missing"),
     ] {
-        let mut fields = gcs.fields(&gcs.bucket, "");
+        let mut fields = gcs.prefix_fields("");
         fields["project"] = json!(project);
         fields["google_application_credentials"] = json!(broken);
         for path in ["/api/storages/gcs", "/api/storages/gcs/validate", "/api/storages/export/gcs"] {
             let r = svc.post(path, fields.clone()).await;
             assert_eq!(r.status, 400, "{path}: {:?}", r.body);
-            let m = r.body["validation_errors"]["non_field_errors"][0].as_str().unwrap();
+            let m = object_store::refusal(&r);
             assert!(m.starts_with(expected), "{path}: {m}");
             let text = r.body.to_string();
             assert!(!text.contains("PRIVATE KEY"), "{text}");
@@ -399,15 +137,7 @@ async fn malformed_credentials_are_refused_without_echoing_the_key() {
 #[tokio::test]
 async fn the_default_policy_refuses_the_loopback_emulator() {
     let Some(gcs) = gcs_env() else { return };
-    let svc = Service::start_with_policy(10_000, false).await;
-    let project = svc.project("<View></View>").await;
-    let mut fields = gcs.fields(&gcs.bucket, "");
-    fields["project"] = json!(project);
-    let r = svc.post("/api/storages/gcs", fields).await;
-    assert_eq!(r.status, 400, "{:?}", r.body);
-    let message = r.body["validation_errors"]["non_field_errors"][0].as_str().unwrap();
-    let authority = gcs.endpoint.trim_start_matches("http://");
-    assert_eq!(message, format!("the stowage host refused the connection to {authority} (address policy)"));
+    object_store::default_policy_refuses_the_loopback_emulator(&gcs).await;
 }
 
 /// One request the mock server saw.

@@ -3,7 +3,7 @@
 //! body, a storage's status or the service's log (run at debug level).
 
 use serde_json::{Value, json};
-use stowage_tests::{Process, TOKEN, free_port, s3_env};
+use stowage_tests::{ObjectStore, Process, TOKEN, free_port, s3_env};
 
 async fn call(method: reqwest::Method, url: String, body: Value, seen: &mut String) -> (u16, Value) {
     let resp = reqwest::Client::new()
