@@ -26,11 +26,19 @@
 //!
 //! With the `conformance` feature (native only), [`conformance`] holds the checks every adapter must pass.
 //! With the `http` feature, [`http`] sends requests over `wasi:http` (the only network an HTTP storage gets).
+//! With the `time` feature, [`time`] reads and writes the timestamps storage APIs use.
+//! With the `object-store` feature (`http` + `time`), [`object_store`] holds Label Studio's rules
+//! for bucket storages (S3, GCS, Azure Blob and the like): prefix folders, listing pages, export
+//! keys and blob URIs.
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "object-store")]
+pub mod object_store;
+#[cfg(feature = "time")]
+pub mod time;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -79,6 +87,81 @@ impl Config {
     /// A boolean setting; unset means `default`.
     pub fn flag(&self, name: &str, default: bool) -> bool {
         self.get(name).map_or(default, |v| v == "true")
+    }
+
+    /// A setting or secret by name, trimmed; `None` when unset or blank (Label Studio sends `""`
+    /// and `null` alike for a field left empty).
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.get(name).map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+/// Builders for [`Setting`], the entries of [`AdapterInfo::settings`]:
+/// `Setting::text("bucket", "Bucket name").required()`.
+impl Setting {
+    /// An optional, non-secret text setting with no default and no environment fallback.
+    pub fn text(name: &str, help: &str) -> Setting {
+        Setting {
+            name: name.into(),
+            kind: SettingKind::Text,
+            secret: false,
+            required: false,
+            default_value: None,
+            export_default_value: None,
+            env_fallback: None,
+            help: help.into(),
+        }
+    }
+
+    /// Marks the setting required: the host refuses a storage without it.
+    #[must_use]
+    pub fn required(mut self) -> Setting {
+        self.required = true;
+        self
+    }
+
+    /// Marks the setting secret: write-only in the API, passed to [`Backend::open`] in
+    /// [`Config::secrets`], never logged.
+    #[must_use]
+    pub fn secret(mut self) -> Setting {
+        self.secret = true;
+        self
+    }
+
+    /// The server environment variable that may fill the setting when it is empty (only if the
+    /// operator allows it, `--ambient-credentials`).
+    #[must_use]
+    pub fn env_fallback(mut self, variable: &str) -> Setting {
+        self.env_fallback = Some(variable.into());
+        self
+    }
+}
+
+/// The kind of an [`Error`] without its payload: what a backend's error table maps a status or
+/// an error code to, before the message is known. The host retries only `Throttled` and
+/// `Transient`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    NotFound,
+    Denied,
+    Throttled,
+    Transient,
+    InvalidConfig,
+    Unsupported,
+}
+
+impl ErrorKind {
+    /// The WIT error of this kind. `message` is dropped for `Throttled`, which carries only
+    /// `retry_after` (seconds, e.g. from `Retry-After`); the other kinds ignore `retry_after`.
+    pub fn error(self, message: String, retry_after: Option<u32>) -> Error {
+        match self {
+            ErrorKind::NotFound => Error::NotFound(message),
+            ErrorKind::Denied => Error::Denied(message),
+            ErrorKind::Throttled => Error::Throttled(retry_after),
+            ErrorKind::Transient => Error::Transient(message),
+            ErrorKind::InvalidConfig => Error::InvalidConfig(message),
+            ErrorKind::Unsupported => Error::Unsupported(message),
+        }
     }
 }
 
@@ -198,4 +281,44 @@ macro_rules! export_adapter {
         }
         $crate::bindings::export!(__StowageAdapter with_types_in $crate::bindings);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(settings: &[(&str, &str)]) -> Config {
+        Config { settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), secrets: vec![] }
+    }
+
+    /// Blank values count as unset; others come back trimmed.
+    #[test]
+    fn text_settings() {
+        let c = config(&[("a", "  x y "), ("blank", "   "), ("empty", "")]);
+        assert_eq!(c.text("a"), Some("x y"));
+        assert_eq!((c.text("blank"), c.text("empty"), c.text("unset")), (None, None, None));
+    }
+
+    #[test]
+    fn setting_builders() {
+        let s = Setting::text("key", "Access key").required().secret().env_fallback("AWS_ACCESS_KEY_ID");
+        assert_eq!((s.name.as_str(), s.help.as_str()), ("key", "Access key"));
+        assert!(s.required && s.secret && matches!(s.kind, SettingKind::Text));
+        assert_eq!(s.env_fallback.as_deref(), Some("AWS_ACCESS_KEY_ID"));
+        assert_eq!((s.default_value, s.export_default_value), (None, None));
+        let plain = Setting::text("prefix", "Folder");
+        assert!(!plain.required && !plain.secret && plain.env_fallback.is_none());
+    }
+
+    /// Each kind gives its WIT error; throttling keeps the delay, not the message.
+    #[test]
+    fn error_kinds() {
+        let e = |k: ErrorKind| k.error("m".into(), Some(3));
+        assert!(matches!(e(ErrorKind::NotFound), Error::NotFound(m) if m == "m"));
+        assert!(matches!(e(ErrorKind::Denied), Error::Denied(m) if m == "m"));
+        assert!(matches!(e(ErrorKind::Throttled), Error::Throttled(Some(3))));
+        assert!(matches!(e(ErrorKind::Transient), Error::Transient(m) if m == "m"));
+        assert!(matches!(e(ErrorKind::InvalidConfig), Error::InvalidConfig(m) if m == "m"));
+        assert!(matches!(e(ErrorKind::Unsupported), Error::Unsupported(m) if m == "m"));
+    }
 }

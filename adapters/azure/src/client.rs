@@ -3,9 +3,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use stowage_sdk::http::{Request, Response, encode_key, query_string};
+use stowage_sdk::http::{Response, encode_key, query_string};
+use stowage_sdk::object_store::blob_uri;
 use stowage_sdk::{Error, Method};
 
+use crate::SCHEME;
 use crate::config::{Auth, AzureConfig, EndpointSource};
 use crate::sign::{self, API_VERSION, BlobSas};
 
@@ -35,7 +37,7 @@ impl Client {
 
     /// `azure-blob://{container}/{key}`: how objects are named in messages.
     pub fn what(&self, key: &str) -> String {
-        format!("azure-blob://{}/{key}", self.config.container)
+        blob_uri(SCHEME, &self.config.container, key)
     }
 
     /// Adds `x-ms-date`, `x-ms-version` and `Content-Length` (PUT), authorises the request (a
@@ -50,7 +52,7 @@ impl Client {
         mut headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Result<Response, Error> {
-        headers.push(("x-ms-date".into(), httpdate::fmt_http_date(SystemTime::now())));
+        headers.push(("x-ms-date".into(), stowage_sdk::time::http_date(SystemTime::now())));
         headers.push(("x-ms-version".into(), API_VERSION.into()));
         if matches!(method, "PUT" | "POST") {
             headers.push(("content-length".into(), body.len().to_string()));
@@ -67,15 +69,7 @@ impl Client {
             }
             Auth::Anonymous => {}
         }
-        let endpoint = &self.config.endpoint;
-        let request = Request {
-            method,
-            https: endpoint.https,
-            authority: endpoint.authority.clone(),
-            path_and_query,
-            headers,
-            body,
-        };
+        let request = self.config.endpoint.request(method, path_and_query, headers, body);
         stowage_sdk::http::send(&request).map_err(|e| self.explain_refusal(e))
     }
 
@@ -107,7 +101,7 @@ impl Client {
     ///   apply, not `ttl`;
     /// - anonymous, the plain blob URL (public containers).
     pub fn presign(&self, method: Method, key: &str, ttl: Duration) -> Result<String, Error> {
-        let url = format!("{}://{}{}", self.scheme(), self.config.endpoint.authority, self.blob_path(key));
+        let url = format!("{}{}", self.config.endpoint.origin(), self.blob_path(key));
         match &self.config.auth {
             Auth::SharedKey { account, key: account_key } => {
                 let now = SystemTime::now();
@@ -128,10 +122,6 @@ impl Client {
             Auth::Sas(token) => Ok(format!("{url}?{token}")),
             Auth::Anonymous => Ok(url),
         }
-    }
-
-    fn scheme(&self) -> &'static str {
-        if self.config.endpoint.https { "https" } else { "http" }
     }
 }
 

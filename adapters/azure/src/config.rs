@@ -7,6 +7,8 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use stowage_sdk::http::Endpoint;
+use stowage_sdk::object_store::prefix_setting;
 use stowage_sdk::{Config, Error};
 
 /// Endpoint suffix of the public Azure cloud (`https://{account}.blob.core.windows.net`).
@@ -21,7 +23,8 @@ pub struct AzureConfig {
     /// `prefix`: folder of the storage, without a trailing `/`, used by `check` and `export_key`
     /// (the host passes it to `list` as well). Default: none.
     pub prefix: Option<String>,
-    /// Where requests go (see [`EndpointSource`] for the precedence).
+    /// Where requests go (see [`EndpointSource`] for the precedence); the base path is Azurite's
+    /// path-style `/{account}`, empty on Azure.
     pub endpoint: Endpoint,
     /// Which setting the endpoint came from.
     pub endpoint_source: EndpointSource,
@@ -55,15 +58,6 @@ pub enum EndpointSource {
     Account,
 }
 
-/// A parsed endpoint: scheme, authority (host[:port], default ports dropped) and an optional base
-/// path without a trailing `/` (Azurite's path-style `/{account}`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Endpoint {
-    pub https: bool,
-    pub authority: String,
-    pub base_path: String,
-}
-
 impl fmt::Debug for AzureConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AzureConfig")
@@ -87,11 +81,6 @@ impl fmt::Debug for Auth {
     }
 }
 
-/// A setting's value, trimmed; empty means unset (Label Studio sends `""` and `null` alike).
-fn text<'a>(config: &'a Config, name: &str) -> Option<&'a str> {
-    config.get(name).map(str::trim).filter(|v| !v.is_empty())
-}
-
 /// Azure's container naming rule: 3 to 63 characters, lowercase letters, digits and `-`, starting
 /// and ending with a letter or digit, no `--`; or one of the special containers `$root`, `$web`,
 /// `$logs` (<https://learn.microsoft.com/en-us/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata>).
@@ -113,45 +102,17 @@ pub fn valid_account_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-impl Endpoint {
-    /// Parses `http(s)://host[:port][/base]`. User info, query and fragment are refused. `field`
-    /// names the setting in messages; the value is echoed only for `azure_endpoint`, which is not
-    /// secret.
-    pub fn parse(raw: &str, field: &str, echo: bool) -> Result<Endpoint, Error> {
-        let bad = |why: &str| {
-            let shown = if echo { format!(" {raw:?}") } else { String::new() };
-            Error::InvalidConfig(format!("{field}{shown} is not a valid URL: {why}"))
-        };
-        let (https, rest) = if let Some(rest) = raw.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = raw.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(bad("it must start with http:// or https://"));
-        };
-        if rest.contains(['?', '#', '@', '%']) || rest.contains(char::is_whitespace) {
-            return Err(bad("only scheme, host, port and path are allowed"));
-        }
-        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        if authority.is_empty() {
-            return Err(bad("the host is missing"));
-        }
-        let default_port = if https { ":443" } else { ":80" };
-        let authority = authority.strip_suffix(default_port).unwrap_or(authority).to_ascii_lowercase();
-        let base_path = path.trim_matches('/');
-        let base_path = if base_path.is_empty() { String::new() } else { format!("/{base_path}") };
-        Ok(Endpoint { https, authority, base_path })
-    }
+/// Parses an endpoint setting `http(s)://host[:port][/base]` (the SDK's [`Endpoint::parse`]), also
+/// refusing `%`: the base path goes into SharedKey's canonicalized resource as written. `field`
+/// names the setting in messages; the value is echoed only when `echo` (`azure_endpoint`, which is
+/// not secret; a connection string's `BlobEndpoint` is).
+pub fn parse_endpoint(raw: &str, field: &str, echo: bool) -> Result<Endpoint, Error> {
+    Endpoint::parse_refusing(raw, &['%']).map_err(|e| e.into_error(field, echo.then_some(raw)))
+}
 
-    /// `https://{account}.blob.{suffix}` (or `http://` when `https` is false).
-    pub fn for_account(account: &str, https: bool, suffix: &str) -> Endpoint {
-        Endpoint { https, authority: format!("{account}.blob.{suffix}"), base_path: String::new() }
-    }
-
-    /// `scheme://authority/base` without a trailing `/`.
-    pub fn url(&self) -> String {
-        format!("{}://{}{}", if self.https { "https" } else { "http" }, self.authority, self.base_path)
-    }
+/// `https://{account}.blob.{suffix}` (or `http://` when `https` is false).
+pub fn account_endpoint(account: &str, https: bool, suffix: &str) -> Endpoint {
+    Endpoint { https, authority: format!("{account}.blob.{suffix}"), base_path: String::new() }
 }
 
 /// The parts of an Azure Storage connection string stowage uses
@@ -251,17 +212,16 @@ impl AzureConfig {
                  starting and ending with a letter or digit"
             )));
         }
-        let prefix = text(config, "prefix").map(|p| p.trim_end_matches('/').to_string()).filter(|p| !p.is_empty());
-        let connection =
-            text(config, "connection_string").map(ConnectionString::parse).transpose()?.unwrap_or_default();
-        let account = text(config, "account_name").map(str::to_string).or(connection.account_name.clone());
+        let prefix = prefix_setting(config);
+        let connection = config.text("connection_string").map(ConnectionString::parse).transpose()?.unwrap_or_default();
+        let account = config.text("account_name").map(str::to_string).or(connection.account_name.clone());
         if let Some(account) = &account
             && !valid_account_name(account)
         {
             return Err(Error::InvalidConfig("account_name must be letters and digits only".into()));
         }
-        let key = text(config, "account_key").map(str::to_string).or(connection.account_key.clone());
-        let sas = match text(config, "sas_token") {
+        let key = config.text("account_key").map(str::to_string).or(connection.account_key.clone());
+        let sas = match config.text("sas_token") {
             Some(raw) => Some(sas_token(raw, "sas_token")?),
             None => connection
                 .sas
@@ -283,16 +243,16 @@ impl AzureConfig {
             (_, None, Some(sas)) => Auth::Sas(sas),
             (_, None, None) => Auth::Anonymous,
         };
-        let (endpoint, endpoint_source) = if let Some(raw) = text(config, "azure_endpoint") {
-            (Endpoint::parse(raw, "azure_endpoint", true)?, EndpointSource::Setting)
+        let (endpoint, endpoint_source) = if let Some(raw) = config.text("azure_endpoint") {
+            (parse_endpoint(raw, "azure_endpoint", true)?, EndpointSource::Setting)
         } else if let Some(raw) = &connection.blob_endpoint {
-            (Endpoint::parse(raw, "the connection string's BlobEndpoint", false)?, EndpointSource::ConnectionString)
+            (parse_endpoint(raw, "the connection string's BlobEndpoint", false)?, EndpointSource::ConnectionString)
         } else if let Some(account) = &account {
             let suffix = connection.endpoint_suffix.as_deref().unwrap_or(DEFAULT_ENDPOINT_SUFFIX);
             if !suffix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
                 return Err(Error::InvalidConfig("the connection string's EndpointSuffix is not a domain name".into()));
             }
-            (Endpoint::for_account(account, connection.https, suffix), EndpointSource::Account)
+            (account_endpoint(account, connection.https, suffix), EndpointSource::Account)
         } else {
             return Err(Error::InvalidConfig(
                 "account_name must be set (or azure_endpoint, or a connection_string with AccountName or BlobEndpoint)"
@@ -417,13 +377,30 @@ mod tests {
         assert!(matches!(AzureConfig::from_config(&config(&[], &[])), Err(Error::InvalidConfig(_))));
     }
 
+    /// The SDK's endpoint parsing, plus `%` refused; the value is echoed for `azure_endpoint` only.
     #[test]
     fn endpoint_parsing() {
-        let e = Endpoint::parse("https://Acct.Blob.Core.Windows.Net:443/", "azure_endpoint", true).unwrap();
+        let e = parse_endpoint("https://Acct.Blob.Core.Windows.Net:443/", "azure_endpoint", true).unwrap();
         assert_eq!((e.https, e.authority.as_str(), e.base_path.as_str()), (true, "acct.blob.core.windows.net", ""));
-        for bad in ["ftp://x", "127.0.0.1:10000", "http://", "http://u:p@host", "http://h/?x", "file:///etc"] {
-            assert!(matches!(Endpoint::parse(bad, "azure_endpoint", true), Err(Error::InvalidConfig(_))), "{bad}");
+        for bad in
+            ["ftp://x", "127.0.0.1:10000", "http://", "http://u:p@host", "http://h/?x", "file:///etc", "http://h/a%20b"]
+        {
+            assert!(matches!(parse_endpoint(bad, "azure_endpoint", true), Err(Error::InvalidConfig(_))), "{bad}");
         }
+        let Err(Error::InvalidConfig(m)) = parse_endpoint("http://h/a%20b", "azure_endpoint", true) else { panic!() };
+        assert_eq!(
+            m,
+            "azure_endpoint \"http://h/a%20b\" is not a valid URL: only scheme, host, port and path are allowed"
+        );
+        let Err(Error::InvalidConfig(m)) =
+            parse_endpoint("ftp://secret", "the connection string's BlobEndpoint", false)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            "the connection string's BlobEndpoint is not a valid URL: it must start with http:// or https://"
+        );
     }
 
     /// `Debug` never shows the key or the SAS token.

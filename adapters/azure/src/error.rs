@@ -8,25 +8,15 @@
 //! The server's own `Message` and `AuthenticationErrorDetail` are never shown: the latter quotes
 //! the request's signature and string-to-sign.
 
-use stowage_sdk::Error;
+use stowage_sdk::http::{code_like, failure_detail, status_kind};
+use stowage_sdk::{Error, ErrorKind};
 
 use crate::xml::parse_error_code;
 
-/// The WIT error kind of a failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    NotFound,
-    Denied,
-    Throttled,
-    Transient,
-    InvalidConfig,
-    Unsupported,
-}
-
 /// Kind and documented meaning of an Azure error code; `None` for codes not listed here (the HTTP
-/// status decides then).
-pub fn code_kind(code: &str) -> Option<(Kind, &'static str)> {
-    use Kind::*;
+/// status decides then, by the SDK's [`status_kind`]: proxies in front of Azure answer with HTML).
+pub fn code_kind(code: &str) -> Option<(ErrorKind, &'static str)> {
+    use ErrorKind::*;
     Some(match code {
         // Common codes.
         // 401: "Server failed to authenticate the request. Please refer to the information in the www-authenticate header."
@@ -123,24 +113,12 @@ pub fn code_kind(code: &str) -> Option<(Kind, &'static str)> {
     })
 }
 
-/// Kind of a response that carries no (known) error code (proxies in front of Azure answer with HTML).
-pub fn status_kind(status: u16) -> Kind {
-    match status {
-        404 => Kind::NotFound,
-        401 | 403 => Kind::Denied,
-        405 | 501 => Kind::Unsupported,
-        429 | 503 => Kind::Throttled,
-        408 | 500..=599 => Kind::Transient,
-        _ => Kind::InvalidConfig,
-    }
-}
-
 /// A failed response, parsed: status, Azure code (if any) and the kind.
 #[derive(Debug, PartialEq)]
 pub struct AzureFailure {
     pub status: u16,
     pub code: Option<String>,
-    pub kind: Kind,
+    pub kind: ErrorKind,
     pub retry_after: Option<u32>,
 }
 
@@ -149,10 +127,8 @@ impl AzureFailure {
     /// `retry_after` the `Retry-After` header in seconds.
     pub fn new(status: u16, header_code: Option<&str>, body: &[u8], retry_after: Option<u32>) -> AzureFailure {
         // Codes come from the server: keep them only if they look like codes.
-        let code = header_code
-            .map(|c| c.trim().to_string())
-            .or_else(|| parse_error_code(body))
-            .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let code =
+            header_code.map(|c| c.trim().to_string()).or_else(|| parse_error_code(body)).filter(|c| code_like(c, b""));
         let kind = code.as_deref().and_then(code_kind).map_or_else(|| status_kind(status), |(kind, _)| kind);
         AzureFailure { status, code, kind, retry_after }
     }
@@ -164,25 +140,13 @@ impl AzureFailure {
 
     /// `{doc} ({code}, HTTP {status})`, or what is known of it.
     pub fn describe(&self) -> String {
-        let described = self.code.as_deref().and_then(code_kind).map(|(_, doc)| doc);
-        match (&self.code, described) {
-            (Some(code), Some(doc)) => format!("{doc} ({code}, HTTP {})", self.status),
-            (Some(code), None) => format!("{code} (HTTP {})", self.status),
-            (None, _) => format!("HTTP {}", self.status),
-        }
+        let doc = self.code.as_deref().and_then(code_kind).map(|(_, doc)| doc);
+        failure_detail(self.status, self.code.as_deref(), doc)
     }
 
     /// The WIT error, with `what` (e.g. `azure-blob://container/key`) in front of the message.
     pub fn into_error(self, what: &str) -> Error {
-        let message = format!("{what}: {}", self.describe());
-        match self.kind {
-            Kind::NotFound => Error::NotFound(message),
-            Kind::Denied => Error::Denied(message),
-            Kind::Throttled => Error::Throttled(self.retry_after),
-            Kind::Transient => Error::Transient(message),
-            Kind::InvalidConfig => Error::InvalidConfig(message),
-            Kind::Unsupported => Error::Unsupported(message),
-        }
+        self.kind.error(format!("{what}: {}", self.describe()), self.retry_after)
     }
 }
 
@@ -203,54 +167,59 @@ Time:2021-08-06T10:00:00.0000000Z</Message></Error>"#
     #[test]
     fn documented_codes() {
         let cases = [
-            (404, "ContainerNotFound", "The specified container does not exist.", Kind::NotFound),
-            (404, "BlobNotFound", "The specified blob does not exist.", Kind::NotFound),
+            (404, "ContainerNotFound", "The specified container does not exist.", ErrorKind::NotFound),
+            (404, "BlobNotFound", "The specified blob does not exist.", ErrorKind::NotFound),
             (
                 403,
                 "AuthenticationFailed",
                 "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
-                Kind::Denied,
+                ErrorKind::Denied,
             ),
-            (403, "AuthorizationFailure", "This request is not authorized to perform this operation.", Kind::Denied),
+            (
+                403,
+                "AuthorizationFailure",
+                "This request is not authorized to perform this operation.",
+                ErrorKind::Denied,
+            ),
             (
                 403,
                 "AuthorizationPermissionMismatch",
                 "This request is not authorized to perform this operation using this permission.",
-                Kind::Denied,
+                ErrorKind::Denied,
             ),
             (
                 401,
                 "NoAuthenticationInformation",
                 "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
-                Kind::Denied,
+                ErrorKind::Denied,
             ),
             (
                 503,
                 "ServerBusy",
                 "The server is currently unable to receive requests. Please retry your request.",
-                Kind::Throttled,
+                ErrorKind::Throttled,
             ),
             (
                 500,
                 "OperationTimedOut",
                 "The operation could not be completed within the permitted time.",
-                Kind::Transient,
+                ErrorKind::Transient,
             ),
             (
                 500,
                 "InternalError",
                 "The server encountered an internal error. Please retry the request.",
-                Kind::Transient,
+                ErrorKind::Transient,
             ),
             (
                 416,
                 "InvalidRange",
                 "The range specified is invalid for the current size of the resource.",
-                Kind::InvalidConfig,
+                ErrorKind::InvalidConfig,
             ),
-            (400, "OutOfRangeInput", "One of the request inputs is out of range.", Kind::InvalidConfig),
-            (418, "SomethingNew", "?", Kind::InvalidConfig),
-            (502, "SomethingNew", "?", Kind::Transient),
+            (400, "OutOfRangeInput", "One of the request inputs is out of range.", ErrorKind::InvalidConfig),
+            (418, "SomethingNew", "?", ErrorKind::InvalidConfig),
+            (502, "SomethingNew", "?", ErrorKind::Transient),
         ];
         for (status, code, message, kind) in cases {
             let f = AzureFailure::new(status, None, &body(code, message), None);
@@ -264,13 +233,14 @@ Time:2021-08-06T10:00:00.0000000Z</Message></Error>"#
     #[test]
     fn bodiless_statuses() {
         for (status, kind) in [
-            (404, Kind::NotFound),
-            (403, Kind::Denied),
-            (400, Kind::InvalidConfig),
-            (500, Kind::Transient),
-            (503, Kind::Throttled),
-            (429, Kind::Throttled),
-            (405, Kind::Unsupported),
+            (404, ErrorKind::NotFound),
+            (403, ErrorKind::Denied),
+            (400, ErrorKind::InvalidConfig),
+            (500, ErrorKind::Transient),
+            (503, ErrorKind::Throttled),
+            (429, ErrorKind::Throttled),
+            (405, ErrorKind::Unsupported),
+            (409, ErrorKind::InvalidConfig),
         ] {
             assert_eq!(AzureFailure::new(status, None, b"", None).kind, kind, "{status}");
         }
@@ -303,6 +273,6 @@ Time:2021-08-06T10:00:00.0000000Z</Message></Error>"#
     #[test]
     fn odd_codes_are_dropped() {
         let f = AzureFailure::new(403, Some("Look at http://evil"), b"", None);
-        assert_eq!((f.code, f.kind), (None, Kind::Denied));
+        assert_eq!((f.code, f.kind), (None, ErrorKind::Denied));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Modules: [`config`] (settings, connection strings), [`client`] (addressing, authorisation,
 //! transport, presigned URLs), [`sign`] (SharedKey and service SAS), [`error`] (Azure codes → error
-//! kinds), [`xml`] (List Blobs and error bodies).
+//! kinds), [`xml`] (List Blobs and error bodies). Label Studio's prefix and listing rules,
+//! endpoints and dates are the SDK's (`stowage_sdk::object_store`, `http`, `time`).
 
 pub mod client;
 pub mod config;
@@ -12,16 +13,18 @@ pub mod xml;
 
 use std::time::Duration;
 
-use stowage_sdk::http::Response;
+use stowage_sdk::http::{Response, content_range_total, range_header, unquote_etag};
+use stowage_sdk::object_store::{self as store, ListApi, ListRequest, blob_uri, bucket_uri, entry_from_headers};
+use stowage_sdk::time::http_date_millis;
 use stowage_sdk::{
-    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, GrantRequest, HttpGrant, Method,
-    Object, Page, Setting, SettingKind,
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, ErrorKind, GrantRequest, HttpGrant,
+    Method, Object, Page, Setting,
 };
 
 use crate::client::Client;
 use crate::config::AzureConfig;
-use crate::error::{AzureFailure, Kind};
-use crate::xml::{BlobItem, ListResult};
+use crate::error::AzureFailure;
+use crate::xml::ListResult;
 
 /// Storage type name, as in `/api/storages/azure/`.
 pub const TYPE_NAME: &str = "azure";
@@ -29,25 +32,19 @@ pub const TYPE_NAME: &str = "azure";
 /// URI scheme of blob-mode tasks: `azure-blob://{container}/{key}` (Label Studio's `url_scheme`).
 pub const SCHEME: &str = "azure-blob";
 
-/// List Blobs returns at most 5000 blobs per page.
-const MAX_RESULTS: u32 = 5000;
+/// List Blobs (<https://learn.microsoft.com/en-us/rest/api/storageservices/list-blobs>), with
+/// `include=metadata` to see directory placeholders: at most 5000 blobs per page; the cursor is
+/// `NextMarker`, sent back as `marker`.
+const LIST: ListApi = ListApi {
+    fixed: &[("restype", "container"), ("comp", "list"), ("include", "metadata")],
+    page_size: "maxresults",
+    max_page_size: 5000,
+    cursor: "marker",
+};
 
 /// An `azure` storage.
 pub struct Azure {
     client: Client,
-}
-
-fn setting(name: &str, secret: bool, required: bool, env: Option<&str>, help: &str) -> Setting {
-    Setting {
-        name: name.into(),
-        kind: SettingKind::Text,
-        secret,
-        required,
-        default_value: None,
-        export_default_value: None,
-        env_fallback: env.map(str::to_string),
-        help: help.into(),
-    }
 }
 
 impl Azure {
@@ -56,75 +53,48 @@ impl Azure {
     }
 
     fn failure(response: &Response) -> AzureFailure {
-        let retry_after = response.header("retry-after").and_then(|v| v.trim().parse().ok());
-        AzureFailure::new(response.status, response.header("x-ms-error-code"), &response.body, retry_after)
+        AzureFailure::new(response.status, response.header("x-ms-error-code"), &response.body, response.retry_after())
     }
 
-    /// One List Blobs call (`include=metadata`, to see directory placeholders). `prefix` is sent as
-    /// given; with `delimiter`, blobs in sub-folders come back as `BlobPrefix` entries (ignored).
-    fn list_blobs(
-        &self,
-        prefix: &str,
-        cursor: Option<&str>,
-        max_results: u32,
-        delimiter: bool,
-    ) -> Result<Result<ListResult, AzureFailure>, Error> {
-        let max_results = max_results.clamp(1, MAX_RESULTS).to_string();
-        let mut query: Vec<(&str, &str)> =
-            vec![("restype", "container"), ("comp", "list"), ("include", "metadata"), ("maxresults", &max_results)];
-        if !prefix.is_empty() {
-            query.push(("prefix", prefix));
-        }
-        if delimiter {
-            query.push(("delimiter", "/"));
-        }
-        if let Some(cursor) = cursor {
-            query.push(("marker", cursor));
-        }
-        let response = self.client.send("GET", self.client.container_path(), &query, vec![], vec![])?;
+    /// One List Blobs call. With a delimiter, blobs in sub-folders come back as `BlobPrefix`
+    /// entries (ignored).
+    fn list_blobs(&self, list: &ListRequest) -> Result<Result<ListResult, AzureFailure>, Error> {
+        let response = self.client.send("GET", self.client.container_path(), &list.query(), vec![], vec![])?;
         if !response.is_success() {
             return Ok(Err(Self::failure(&response)));
         }
         xml::parse_list(&response.body)
             .map(Ok)
-            .map_err(|e| Error::Transient(format!("azure-blob://{}: {}", self.container(), e.0)))
+            .map_err(|e| Error::Transient(format!("{}: {}", bucket_uri(SCHEME, self.container()), e.0)))
     }
 
     /// Label Studio's messages for a failed connection check (`azure_blob/models.py::validate_connection`).
     fn check_failure(&self, failure: AzureFailure) -> Error {
         let container = self.container();
         match failure.kind {
-            Kind::Denied => Error::Denied(format!(
+            ErrorKind::Denied => Error::Denied(format!(
                 "Cannot connect to Azure container {container} with the specified credentials: {}",
                 failure.describe()
             )),
-            Kind::NotFound if failure.is_container_not_found() || failure.code.is_none() => {
+            ErrorKind::NotFound if failure.is_container_not_found() || failure.code.is_none() => {
                 Error::NotFound(format!("Container not found: {container}"))
             }
-            _ => failure.into_error(&format!("azure-blob://{container}")),
+            _ => failure.into_error(&bucket_uri(SCHEME, container)),
         }
     }
 }
 
-/// `total` from `Content-Range: bytes a-b/total` (or `bytes */total`).
-fn content_range_total(value: &str) -> Option<u64> {
-    value.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok())
-}
-
-fn entry_of(key: &str, response: &Response) -> Entry {
-    Entry {
-        key: key.to_string(),
-        size: response.header("content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0),
-        etag: response.header("etag").map(xml::unquote_etag),
-        last_modified: response.header("last-modified").and_then(xml::http_date_millis),
-    }
-}
-
-/// Whether a listed blob is an object to import: not a folder marker (a name ending in `/`, as S3
-/// and Label Studio skip them) and not a directory placeholder (`hdi_isfolder=true` metadata, the
-/// blobs hierarchical-namespace accounts and Azure Storage Explorer make for folders).
-pub fn is_object(blob: &BlobItem) -> bool {
-    !blob.name.ends_with('/') && !blob.is_folder
+/// The page of a List Blobs result: directory placeholders (`hdi_isfolder=true` metadata, the
+/// blobs hierarchical-namespace accounts and Azure Storage Explorer make for folders) dropped
+/// here, folder markers (names ending in `/`) by Label Studio's rule ([`store::page`]).
+pub fn page_of(listing: ListResult) -> Page {
+    let entries = listing.blobs.into_iter().filter(|b| !b.is_folder).map(|b| Entry {
+        etag: b.etag.as_deref().map(unquote_etag),
+        last_modified: b.last_modified.as_deref().and_then(http_date_millis),
+        size: b.size,
+        key: b.name,
+    });
+    store::page(entries, listing.next_marker)
 }
 
 impl Backend for Azure {
@@ -134,50 +104,35 @@ impl Backend for Azure {
             title: "Microsoft Azure".into(),
             capabilities: Capabilities::READ | Capabilities::WRITE | Capabilities::DELETE | Capabilities::PRESIGN,
             settings: vec![
-                setting("container", false, true, None, "Container name"),
-                setting(
+                Setting::text("container", "Container name").required(),
+                Setting::text(
                     "prefix",
-                    false,
-                    false,
-                    None,
                     "Folder inside the container (optional); an import storage lists only blobs under it",
                 ),
-                setting(
-                    "account_name",
-                    true,
-                    false,
-                    Some("AZURE_BLOB_ACCOUNT_NAME"),
-                    "Storage account name (write-only, as in Label Studio)",
-                ),
-                setting(
+                Setting::text("account_name", "Storage account name (write-only, as in Label Studio)")
+                    .secret()
+                    .env_fallback("AZURE_BLOB_ACCOUNT_NAME"),
+                Setting::text(
                     "account_key",
-                    true,
-                    false,
-                    Some("AZURE_BLOB_ACCOUNT_KEY"),
                     "Storage account key (base64); empty to use a SAS token or anonymous access",
-                ),
-                setting(
+                )
+                .secret()
+                .env_fallback("AZURE_BLOB_ACCOUNT_KEY"),
+                Setting::text(
                     "sas_token",
-                    true,
-                    false,
-                    None,
                     "Shared access signature (with or without the leading ?) used instead of an account key; \
                      needs rl to import, cwl (and d to delete) to export; presigned URLs then carry this token",
-                ),
-                setting(
+                )
+                .secret(),
+                Setting::text(
                     "connection_string",
-                    true,
-                    false,
-                    None,
                     "Azure Storage connection string (AccountName, AccountKey or SharedAccessSignature, BlobEndpoint, \
                      EndpointSuffix); the settings above win over its parts. A BlobEndpoint outside \
                      *.blob.core.windows.net must also be given as azure_endpoint",
-                ),
-                setting(
+                )
+                .secret(),
+                Setting::text(
                     "azure_endpoint",
-                    false,
-                    false,
-                    None,
                     "Blob service endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1 for Azurite (path-style) or \
                      https://acct.blob.core.chinacloudapi.cn; empty for https://{account_name}.blob.core.windows.net. \
                      The only host this storage may reach besides *.blob.core.windows.net",
@@ -202,38 +157,25 @@ impl Backend for Azure {
     /// prefix must find a blob there.
     fn check(&self, direction: Direction) -> Result<(), Error> {
         let prefix = self.client.config.prefix.clone();
-        let listed_prefix = prefix.as_ref().map(|p| format!("{p}/")).unwrap_or_default();
-        let listing = self.list_blobs(&listed_prefix, None, 1, false)?.map_err(|f| self.check_failure(f))?;
+        let probe = ListRequest::probe(LIST, prefix.as_deref());
+        let listing = self.list_blobs(&probe)?.map_err(|f| self.check_failure(f))?;
         if let Some(prefix) = prefix
             && matches!(direction, Direction::Import)
             && listing.blobs.is_empty()
             && listing.next_marker.is_none()
         {
-            return Err(Error::InvalidConfig(format!("{SCHEME}://{}/{prefix} not found.", self.container())));
+            return Err(Error::InvalidConfig(format!("{} not found.", self.client.what(&prefix))));
         }
         Ok(())
     }
 
-    /// List Blobs with Label Studio's rules: a non-empty prefix is a folder (`prefix/`), only
-    /// direct children unless `recursive` (`delimiter=/`), folder markers and directory
-    /// placeholders skipped ([`is_object`]). The cursor is Azure's `NextMarker`.
+    /// List Blobs with Label Studio's rules ([`stowage_sdk::object_store`]): a non-empty prefix is
+    /// a folder (`prefix/`), only direct children unless `recursive` (`delimiter=/`), folder
+    /// markers and directory placeholders skipped ([`page_of`]). The cursor is Azure's `NextMarker`.
     fn list(&self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
-        let prefix = if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_end_matches('/')) };
-        let listing = self
-            .list_blobs(&prefix, cursor.as_deref(), page_size, !recursive)?
-            .map_err(|f| f.into_error(&self.client.what(&prefix)))?;
-        let entries = listing
-            .blobs
-            .into_iter()
-            .filter(is_object)
-            .map(|b| Entry {
-                etag: b.etag.as_deref().map(xml::unquote_etag),
-                last_modified: b.last_modified.as_deref().and_then(xml::http_date_millis),
-                size: b.size,
-                key: b.name,
-            })
-            .collect();
-        Ok(Page { entries, next_cursor: listing.next_marker })
+        let list = ListRequest::new(LIST, prefix, cursor, page_size, recursive);
+        let listing = self.list_blobs(&list)?.map_err(|f| f.into_error(&self.client.what(&list.prefix)))?;
+        Ok(page_of(listing))
     }
 
     /// Get Blob Properties (HEAD).
@@ -242,17 +184,13 @@ impl Backend for Azure {
         if !response.is_success() {
             return Err(Self::failure(&response).into_error(&self.client.what(key)));
         }
-        Ok(entry_of(key, &response))
+        Ok(entry_from_headers(key, &response))
     }
 
     /// Get Blob, with `x-ms-range: bytes=a-b` (or `bytes=a-`) for a range. A range starting past
     /// the end reads as empty, as a local file read would.
     fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Object, Error> {
-        let mut headers = Vec::new();
-        if let Some(r) = &range {
-            let end = r.end.map(|e| e.to_string()).unwrap_or_default();
-            headers.push(("x-ms-range".to_string(), format!("bytes={}-{end}", r.start)));
-        }
+        let headers = range.iter().map(|r| ("x-ms-range".to_string(), range_header(r))).collect();
         let response = self.client.send("GET", self.client.blob_path(key), &[], headers, vec![])?;
         if response.status == 416 {
             let entry = self.stat(key)?;
@@ -267,7 +205,7 @@ impl Backend for Azure {
         if !response.is_success() {
             return Err(Self::failure(&response).into_error(&self.client.what(key)));
         }
-        let entry = entry_of(key, &response);
+        let entry = entry_from_headers(key, &response);
         let total_size = response.header("content-range").and_then(content_range_total).unwrap_or(entry.size);
         let content_type = response.header("content-type").map(str::to_string);
         Ok(Object {
@@ -310,22 +248,17 @@ impl Backend for Azure {
     }
 
     fn blob_uri(&self, key: &str) -> String {
-        format!("{SCHEME}://{}/{key}", self.container())
+        blob_uri(SCHEME, self.container(), key)
     }
 
     /// `{prefix}/{annotation_id}`, or the bare id without a prefix (Label Studio's
     /// `AzureBlobExportStorage.save_annotation`).
     fn export_key(&self, annotation_id: u64) -> String {
-        match &self.client.config.prefix {
-            Some(prefix) => format!("{prefix}/{annotation_id}"),
-            None => annotation_id.to_string(),
-        }
+        store::export_key(self.client.config.prefix.as_deref(), annotation_id)
     }
 
     fn key_of_uri(&self, uri: &str) -> Option<String> {
-        let rest = uri.strip_prefix(SCHEME)?.strip_prefix("://")?;
-        let (container, key) = rest.split_once('/')?;
-        (container == self.container() && !key.is_empty()).then(|| key.to_string())
+        store::key_of_uri(SCHEME, self.container(), uri)
     }
 }
 
@@ -335,6 +268,7 @@ stowage_sdk::export_adapter!(Azure);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xml::BlobItem;
 
     const KEY: &str = "c2VjcmV0LWtleS0wMTIzNDU2Nzg5";
 
@@ -385,16 +319,13 @@ mod tests {
     #[test]
     fn objects() {
         let blob = |name: &str, is_folder: bool| BlobItem { name: name.into(), is_folder, ..BlobItem::default() };
-        assert!(is_object(&blob("a/b.jpg", false)));
-        assert!(!is_object(&blob("a/dir/", false)));
-        assert!(!is_object(&blob("a/dir", true)));
-    }
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(content_range_total("bytes 0-9/100"), Some(100));
-        assert_eq!(content_range_total("bytes */42"), Some(42));
-        assert_eq!(content_range_total("bytes 0-9/*"), None);
+        let listing = ListResult {
+            blobs: vec![blob("a/b.jpg", false), blob("a/dir/", false), blob("a/dir", true)],
+            next_marker: Some("m".into()),
+        };
+        let page = page_of(listing);
+        assert_eq!(page.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["a/b.jpg"]);
+        assert_eq!(page.next_cursor.as_deref(), Some("m"));
     }
 
     /// Without wasi:http (native), a refused request names the host and nothing secret.

@@ -11,13 +11,14 @@
 //! Paths passed in are already encoded ([`stowage_sdk::http::encode_key`]); query parameters are
 //! given decoded, as (name, value) pairs.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use stowage_sdk::http::encode_value;
+use stowage_sdk::time::rfc3339_seconds;
 
 /// The REST API version stowage speaks (`x-ms-version`) and signs SAS tokens for (`sv`).
 pub const API_VERSION: &str = "2021-08-06";
@@ -127,23 +128,6 @@ pub fn authorization(
     format!("SharedKey {account}:{signature}")
 }
 
-/// `2009-10-12T17:50:30Z`: the UTC ISO 8601 form SAS times take (seconds precision).
-pub fn iso8601(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian; eras of 400 years).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
-}
-
 /// A service SAS for one blob (`sr=b`).
 #[derive(Debug, Clone)]
 pub struct BlobSas<'a> {
@@ -153,7 +137,8 @@ pub struct BlobSas<'a> {
     pub blob: &'a str,
     /// `sp`: `r` to read, `cw` to create or write.
     pub permissions: &'a str,
-    /// `st`: when the token starts being valid; `None` omits it (valid from creation).
+    /// `st`: when the token starts being valid, written `2009-10-12T17:50:30Z`; `None` omits it
+    /// (valid from creation).
     pub start: Option<SystemTime>,
     /// `se`: when the token expires.
     pub expiry: SystemTime,
@@ -166,12 +151,12 @@ impl BlobSas<'_> {
     /// `/blob/{account}/{container}/{blob}`, `si`, `sip`, `spr`, `sv`, `sr`, snapshot time, `ses`,
     /// then `rscc`, `rscd`, `rsce`, `rscl`, `rsct`). Unused fields are empty lines.
     pub fn string_to_sign(&self) -> String {
-        let start = self.start.map(iso8601).unwrap_or_default();
+        let start = self.start.map(rfc3339_seconds).unwrap_or_default();
         let resource = format!("/blob/{}/{}/{}", self.account, self.container, self.blob);
         [
             self.permissions,
             &start,
-            &iso8601(self.expiry),
+            &rfc3339_seconds(self.expiry),
             &resource,
             "", // si: no stored access policy
             "", // sip: any address
@@ -194,10 +179,10 @@ impl BlobSas<'_> {
         let signature = hmac_base64(key, &self.string_to_sign());
         let mut params: Vec<(&str, String)> = vec![("sv", API_VERSION.to_string())];
         if let Some(start) = self.start {
-            params.push(("st", iso8601(start)));
+            params.push(("st", rfc3339_seconds(start)));
         }
         params.extend([
-            ("se", iso8601(self.expiry)),
+            ("se", rfc3339_seconds(self.expiry)),
             ("sr", "b".to_string()),
             ("sp", self.permissions.to_string()),
             ("spr", self.protocol.to_string()),
@@ -209,7 +194,7 @@ impl BlobSas<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 
@@ -304,14 +289,6 @@ mod tests {
             "GET\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:Fri, 26 Jun 2015 23:39:12 GMT\nx-ms-version:2021-08-06\n/myaccount/mycontainer\ncomp:list\nmaxresults:1000\nprefix:a/\nrestype:container"
         );
         assert_eq!(hmac_base64(KEY, &sts), "YVMWVsiSyFrRN6cX01K9qpOpoMy3eMquS9X4ZuElyL4=");
-    }
-
-    #[test]
-    fn iso_times() {
-        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(UNIX_EPOCH + Duration::from_secs(1_255_369_830)), "2009-10-12T17:50:30Z");
-        assert_eq!(iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(UNIX_EPOCH + Duration::from_secs(4_102_444_799)), "2099-12-31T23:59:59Z");
     }
 
     /// A read SAS: the 16-line string-to-sign of version 2020-12-06+, and the token (signature as

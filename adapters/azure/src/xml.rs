@@ -149,22 +149,11 @@ pub fn parse_error_code(body: &[u8]) -> Option<String> {
     (!code.is_empty()).then_some(code)
 }
 
-/// ETag without the surrounding quotes (`"0x8D..."` → `0x8D...`, `W/"abc"` → `abc`).
-pub fn unquote_etag(etag: &str) -> String {
-    let etag = etag.trim();
-    let etag = etag.strip_prefix("W/").unwrap_or(etag);
-    etag.trim_matches('"').to_string()
-}
-
-/// `Mon, 12 Oct 2009 17:50:00 GMT` (Last-Modified in listings and headers) to milliseconds since the epoch.
-pub fn http_date_millis(value: &str) -> Option<u64> {
-    let time = httpdate::parse_http_date(value.trim()).ok()?;
-    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
-    u64::try_from(since.as_millis()).ok()
-}
-
 #[cfg(test)]
 mod tests {
+    use stowage_sdk::http::unquote_etag;
+    use stowage_sdk::time::http_date_millis;
+
     use super::*;
 
     /// The List Blobs example of the REST reference (version 2021-08-06 shape), with a delimited
@@ -239,13 +228,5 @@ mod tests {
         assert_eq!(parse_error_code(b""), None);
         assert_eq!(parse_error_code(b"<html>bad gateway</html>"), None);
         assert_eq!(parse_error_code(b"<Error><Message>no code</Message></Error>"), None);
-    }
-
-    #[test]
-    fn dates_and_etags() {
-        assert_eq!(http_date_millis("Mon, 12 Oct 2009 17:50:30 GMT"), Some(1_255_369_830_000));
-        assert_eq!(http_date_millis("garbage"), None);
-        assert_eq!(unquote_etag("W/\"abc\""), "abc");
-        assert_eq!(unquote_etag("\"0x8D\""), "0x8D");
     }
 }

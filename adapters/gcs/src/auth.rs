@@ -66,17 +66,11 @@ pub fn token_request(account: &ServiceAccount, now: u64) -> Result<Request, Erro
         encode_value(&assertion(account, now)?)
     );
     let uri = &account.token_uri;
-    Ok(Request {
-        method: "POST",
-        https: uri.https,
-        authority: uri.authority.clone(),
-        path_and_query: if uri.base_path.is_empty() { "/".into() } else { uri.base_path.clone() },
-        headers: vec![
-            ("content-type".into(), "application/x-www-form-urlencoded".into()),
-            ("content-length".into(), body.len().to_string()),
-        ],
-        body: body.into_bytes(),
-    })
+    let path = if uri.base_path.is_empty() { "/".into() } else { uri.base_path.clone() };
+    let headers = vec![("content-type".into(), "application/x-www-form-urlencoded".into())];
+    let mut request = uri.request("POST", path, headers, body.into_bytes());
+    request.set_content_length();
+    Ok(request)
 }
 
 #[derive(Deserialize)]
@@ -112,7 +106,7 @@ pub fn parse_token_response(account: &ServiceAccount, response: &Response, now: 
     let status = response.status;
     let detail = code.map_or_else(|| format!("HTTP {status}"), |c| format!("{c}, HTTP {status}"));
     Err(match status {
-        429 => Error::Throttled(response.header("retry-after").and_then(|v| v.trim().parse().ok())),
+        429 => Error::Throttled(response.retry_after()),
         500..=599 => Error::Transient(format!("the OAuth2 token endpoint failed for {who} ({detail})")),
         _ => Error::Denied(format!(
             "Google refused the service account credentials of {who} ({detail}); check google_application_credentials"

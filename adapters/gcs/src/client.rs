@@ -2,12 +2,12 @@
 //! signed URLs; the transport is `stowage_sdk::http`.
 
 use stowage_sdk::Error;
-use stowage_sdk::http::{Request, Response, encode_key, encode_value, query_string};
+use stowage_sdk::http::{Endpoint, Request, Response, encode_key, encode_value, query_string};
+use stowage_sdk::time;
 
 use crate::auth::{self, TokenCache};
-use crate::config::{Endpoint, GOOGLE_HOST, GcsConfig};
+use crate::config::{GOOGLE_HOST, GcsConfig};
 use crate::sign::{self, UrlRequest};
-use crate::time;
 
 /// A configured client for one storage.
 pub struct Client {
@@ -76,17 +76,6 @@ impl Client {
         )
     }
 
-    /// A request to the API host.
-    pub fn request(
-        &self,
-        method: &'static str,
-        path_and_query: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    ) -> Request {
-        Request { method, https: self.api.https, authority: self.api.authority.clone(), path_and_query, headers, body }
-    }
-
     /// The bearer token, from the cache or the token endpoint.
     fn bearer(&self) -> Result<Option<String>, Error> {
         let Some(account) = self.config.credentials.as_ref().filter(|_| self.uses_oauth()) else { return Ok(None) };
@@ -102,9 +91,7 @@ impl Client {
     /// Authorizes (when OAuth applies) and sends `request`. Any HTTP status is a response; only a
     /// transport or token failure is an error.
     pub fn send(&self, mut request: Request) -> Result<Response, Error> {
-        if !request.body.is_empty() || matches!(request.method, "PUT" | "POST") {
-            request.headers.push(("content-length".into(), request.body.len().to_string()));
-        }
+        request.set_content_length();
         if let Some(token) = self.bearer()? {
             request.headers.push(("authorization".into(), format!("Bearer {token}")));
         }
@@ -168,12 +155,12 @@ mod tests {
         assert_eq!(c.bucket_path(&[]), "/storage/v1/b/b");
         assert_eq!(c.upload_path("a/x#1.json"), "/upload/storage/v1/b/b/o?uploadType=media&name=a%2Fx%231.json");
         assert_eq!(
-            c.request("GET", c.bucket_path(&[]), vec![], vec![]).url(),
+            c.api.request("GET", c.bucket_path(&[]), vec![], vec![]).url(),
             "https://storage.googleapis.com/storage/v1/b/b"
         );
         let c = client(&[("bucket", "b"), ("gcs_endpoint", "http://127.0.0.1:4443/base/")], false);
         assert_eq!(
-            c.request("GET", c.bucket_path(&[]), vec![], vec![]).url(),
+            c.api.request("GET", c.bucket_path(&[]), vec![], vec![]).url(),
             "http://127.0.0.1:4443/base/storage/v1/b/b"
         );
     }

@@ -8,6 +8,8 @@ use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::sha2::Sha256;
 use serde_json::Value;
+use stowage_sdk::http::Endpoint;
+use stowage_sdk::object_store::prefix_setting;
 use stowage_sdk::{Config, Error};
 
 /// Where OAuth2 access tokens come from when a service-account key has no `token_uri`
@@ -34,15 +36,6 @@ pub struct GcsConfig {
     /// `google_application_credentials`: the service-account key (JSON text). Default: none, i.e.
     /// anonymous requests (public buckets, emulators) and unsigned object URLs.
     pub credentials: Option<ServiceAccount>,
-}
-
-/// A parsed endpoint or `token_uri`: scheme, authority (`host[:port]`, default ports dropped) and a
-/// path without a trailing `/` (empty for none).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Endpoint {
-    pub https: bool,
-    pub authority: String,
-    pub base_path: String,
 }
 
 /// A service-account key: who signs, with what, and where tokens come from. `Debug` shows the
@@ -82,52 +75,10 @@ impl fmt::Debug for ServiceAccount {
     }
 }
 
-/// A setting's value, trimmed; empty means unset (Label Studio sends `""` and `null` alike).
-fn text<'a>(config: &'a Config, name: &str) -> Option<&'a str> {
-    config.get(name).map(str::trim).filter(|v| !v.is_empty())
-}
-
 /// Characters Cloud Storage allows in bucket names (lowercase letters, digits, `-`, `_`, `.`),
 /// 1 to 222 of them. Uppercase is accepted too (emulators allow it; Google answers 400).
 pub fn valid_bucket_name(bucket: &str) -> bool {
     (1..=222).contains(&bucket.len()) && bucket.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
-impl Endpoint {
-    /// Parses `http(s)://host[:port][/path]`; `setting` names the field in messages. User info,
-    /// query and fragment are refused.
-    pub fn parse(setting: &str, raw: &str) -> Result<Endpoint, Error> {
-        let bad = |why: &str| Error::InvalidConfig(format!("{setting} {raw:?} is not a valid URL: {why}"));
-        let (https, rest) = if let Some(rest) = raw.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = raw.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(bad("it must start with http:// or https://"));
-        };
-        if rest.contains(['?', '#', '@']) || rest.contains(char::is_whitespace) {
-            return Err(bad("only scheme, host, port and path are allowed"));
-        }
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if authority.is_empty() {
-            return Err(bad("the host is missing"));
-        }
-        let default_port = if https { ":443" } else { ":80" };
-        let authority = authority.strip_suffix(default_port).unwrap_or(authority).to_ascii_lowercase();
-        let base_path = path.trim_matches('/');
-        let base_path = if base_path.is_empty() { String::new() } else { format!("/{base_path}") };
-        Ok(Endpoint { https, authority, base_path })
-    }
-
-    /// `http` or `https`.
-    pub fn scheme(&self) -> &'static str {
-        if self.https { "https" } else { "http" }
-    }
-
-    /// `scheme://authority` (no path).
-    pub fn origin(&self) -> String {
-        format!("{}://{}", self.scheme(), self.authority)
-    }
 }
 
 /// `invalid-config` about the credentials. Messages name fields, never values.
@@ -191,7 +142,7 @@ impl ServiceAccount {
             .or_else(|_| rsa::PrivateKey::from_pkcs1_pem(pem.trim()))
             .map_err(|_| bad_credentials("\"private_key\" is not a PEM-encoded RSA private key"))?;
         let token_uri_text = field("token_uri")?.unwrap_or(DEFAULT_TOKEN_URI).trim().to_string();
-        let token_uri = Endpoint::parse("google_application_credentials token_uri", &token_uri_text)?;
+        let token_uri = Endpoint::from_setting("google_application_credentials token_uri", &token_uri_text)?;
         let private_key_id = field("private_key_id")?.map(str::to_string);
         Ok(ServiceAccount { client_email, private_key_id, signer: SigningKey::new(key), token_uri, token_uri_text })
     }
@@ -209,10 +160,10 @@ impl GcsConfig {
                 "Invalid bucket name \"{bucket}\": only letters, digits, \"-\", \"_\" and \".\" are allowed"
             )));
         }
-        let prefix = text(config, "prefix").map(|p| p.trim_end_matches('/').to_string()).filter(|p| !p.is_empty());
-        let project_id = text(config, "google_project_id").map(str::to_string);
-        let endpoint = text(config, "gcs_endpoint").map(|e| Endpoint::parse("gcs_endpoint", e)).transpose()?;
-        let credentials = text(config, "google_application_credentials").map(ServiceAccount::parse).transpose()?;
+        let prefix = prefix_setting(config);
+        let project_id = config.text("google_project_id").map(str::to_string);
+        let endpoint = config.text("gcs_endpoint").map(|e| Endpoint::from_setting("gcs_endpoint", e)).transpose()?;
+        let credentials = config.text("google_application_credentials").map(ServiceAccount::parse).transpose()?;
         Ok(GcsConfig { bucket, prefix, project_id, endpoint, credentials })
     }
 }
@@ -305,15 +256,31 @@ pub(crate) mod tests {
         }
     }
 
+    /// `gcs_endpoint` and `token_uri` are parsed by the SDK's [`Endpoint`]; messages name the
+    /// setting and quote the value.
     #[test]
     fn endpoints() {
-        let e = Endpoint::parse("gcs_endpoint", "http://127.0.0.1:4443/").unwrap();
-        assert_eq!((e.https, e.authority.as_str(), e.base_path.as_str()), (false, "127.0.0.1:4443", ""));
-        let e = Endpoint::parse("gcs_endpoint", "https://Storage.Example.com:443/gcs/").unwrap();
-        assert_eq!((e.https, e.authority.as_str(), e.base_path.as_str()), (true, "storage.example.com", "/gcs"));
-        for bad in ["ftp://x", "example.com", "http://", "http://u:p@host", "http://h/?x", "file:///etc"] {
-            assert!(matches!(Endpoint::parse("gcs_endpoint", bad), Err(Error::InvalidConfig(_))), "{bad}");
-        }
+        let c = GcsConfig::from_config(&config(
+            &[("bucket", "b"), ("gcs_endpoint", "https://Storage.Example.com:443/gcs/")],
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(
+            c.endpoint,
+            Some(Endpoint { https: true, authority: "storage.example.com".into(), base_path: "/gcs".into() })
+        );
+        let Err(Error::InvalidConfig(m)) =
+            GcsConfig::from_config(&config(&[("bucket", "b"), ("gcs_endpoint", "ftp://x")], &[]))
+        else {
+            panic!()
+        };
+        assert_eq!(m, "gcs_endpoint \"ftp://x\" is not a valid URL: it must start with http:// or https://");
+        let bad_uri = TEST_KEY_JSON.replace("https://oauth2.googleapis.com/token", "oauth2.googleapis.com/token");
+        let m = message(ServiceAccount::parse(&bad_uri).unwrap_err());
+        assert_eq!(
+            m,
+            "google_application_credentials token_uri \"oauth2.googleapis.com/token\" is not a valid URL: it must start with http:// or https://"
+        );
     }
 
     #[test]

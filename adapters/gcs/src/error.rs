@@ -8,18 +8,8 @@
 //! (Label Studio's CVE-2025-25297) nor anything a request carried ends up in a message.
 
 use serde::Deserialize;
-use stowage_sdk::Error;
-
-/// The WIT error kind of a failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    NotFound,
-    Denied,
-    Throttled,
-    Transient,
-    InvalidConfig,
-    Unsupported,
-}
+use stowage_sdk::http::{code_like, failure_detail};
+use stowage_sdk::{Error, ErrorKind};
 
 /// The documented meaning of a `reason` (status-codes page above); `None` for reasons not listed
 /// here (the reason is then shown bare, if it looks like one).
@@ -69,15 +59,16 @@ pub fn reason_doc(reason: &str) -> Option<&'static str> {
     })
 }
 
-/// Kind of a status (the reason only refines throttling, see [`GcsFailure::new`]).
-pub fn status_kind(status: u16) -> Kind {
+/// Kind of a status (the reason only refines throttling, see [`GcsFailure::new`]): the SDK's
+/// [`status_kind`](stowage_sdk::http::status_kind), except where the status-codes page says
+/// otherwise: 409 (`conflict`, "another request in progress"), 499 (client closed request) and 503
+/// (`backendError`, "The service is unavailable") are retried as `transient`; 410 (a resumable
+/// upload session that is gone) is `not-found`.
+pub fn status_kind(status: u16) -> ErrorKind {
     match status {
-        404 | 410 => Kind::NotFound,
-        401 | 403 => Kind::Denied,
-        405 | 501 => Kind::Unsupported,
-        429 => Kind::Throttled,
-        408 | 409 | 499 | 500..=599 => Kind::Transient,
-        _ => Kind::InvalidConfig,
+        410 => ErrorKind::NotFound,
+        409 | 499 | 503 => ErrorKind::Transient,
+        _ => stowage_sdk::http::status_kind(status),
     }
 }
 
@@ -105,7 +96,7 @@ struct ErrorItem {
 pub struct GcsFailure {
     pub status: u16,
     pub reason: Option<String>,
-    pub kind: Kind,
+    pub kind: ErrorKind,
     /// `Retry-After`, in seconds.
     pub retry_after: Option<u32>,
     /// A 404 about the bucket ("The specified bucket does not exist."), not the object.
@@ -117,15 +108,16 @@ impl GcsFailure {
     pub fn new(status: u16, body: &[u8], retry_after: Option<u32>) -> GcsFailure {
         let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
         // Reasons come from the server: keep them only if they look like reasons.
-        let reason =
-            parsed.as_ref().and_then(|b| b.error.errors.first()).map(|e| e.reason.clone()).filter(|r| {
-                !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            });
+        let reason = parsed
+            .as_ref()
+            .and_then(|b| b.error.errors.first())
+            .map(|e| e.reason.clone())
+            .filter(|r| code_like(r, b"_"));
         let message = parsed.map(|b| b.error.message).unwrap_or_default();
         let bucket_missing = status == 404 && message.contains("bucket does not exist");
         let kind = match reason.as_deref() {
             // Older APIs answer rate limits with 403.
-            Some("rateLimitExceeded" | "userRateLimitExceeded") => Kind::Throttled,
+            Some("rateLimitExceeded" | "userRateLimitExceeded") => ErrorKind::Throttled,
             _ => status_kind(status),
         };
         GcsFailure { status, reason, kind, retry_after, bucket_missing }
@@ -133,26 +125,16 @@ impl GcsFailure {
 
     /// What went wrong, without the subject: `{description} ({reason}, HTTP {status})`.
     pub fn detail(&self) -> String {
-        let doc = self.reason.as_deref().and_then(reason_doc);
-        match (&self.reason, doc) {
-            _ if self.bucket_missing => format!("The specified bucket does not exist (HTTP {})", self.status),
-            (Some(reason), Some(doc)) => format!("{doc} ({reason}, HTTP {})", self.status),
-            (Some(reason), None) => format!("{reason} (HTTP {})", self.status),
-            (None, _) => format!("HTTP {}", self.status),
+        if self.bucket_missing {
+            return format!("The specified bucket does not exist (HTTP {})", self.status);
         }
+        let doc = self.reason.as_deref().and_then(reason_doc);
+        failure_detail(self.status, self.reason.as_deref(), doc)
     }
 
     /// The WIT error, with `what` (e.g. `gs://bucket/key`) in front of the message.
     pub fn into_error(self, what: &str) -> Error {
-        let message = format!("{what}: {}", self.detail());
-        match self.kind {
-            Kind::NotFound => Error::NotFound(message),
-            Kind::Denied => Error::Denied(message),
-            Kind::Throttled => Error::Throttled(self.retry_after),
-            Kind::Transient => Error::Transient(message),
-            Kind::InvalidConfig => Error::InvalidConfig(message),
-            Kind::Unsupported => Error::Unsupported(message),
-        }
+        self.kind.error(format!("{what}: {}", self.detail()), self.retry_after)
     }
 }
 
@@ -171,26 +153,31 @@ mod tests {
     #[test]
     fn documented_samples() {
         let cases = [
-            (404, "notFound", "No such object: b/k", Kind::NotFound),
-            (404, "notFound", "The specified bucket does not exist.", Kind::NotFound),
-            (401, "required", "Anonymous caller does not have storage.objects.get access", Kind::Denied),
-            (401, "authError", "Invalid Credentials", Kind::Denied),
-            (403, "forbidden", "sa@p.iam.gserviceaccount.com does not have storage.objects.list access", Kind::Denied),
-            (403, "userRateLimitExceeded", "Rate limit", Kind::Throttled),
-            (400, "invalid", "Invalid bucket name", Kind::InvalidConfig),
-            (400, "required", "Required parameter: project", Kind::InvalidConfig),
-            (412, "conditionNotMet", "Precondition Failed", Kind::InvalidConfig),
+            (404, "notFound", "No such object: b/k", ErrorKind::NotFound),
+            (404, "notFound", "The specified bucket does not exist.", ErrorKind::NotFound),
+            (401, "required", "Anonymous caller does not have storage.objects.get access", ErrorKind::Denied),
+            (401, "authError", "Invalid Credentials", ErrorKind::Denied),
+            (
+                403,
+                "forbidden",
+                "sa@p.iam.gserviceaccount.com does not have storage.objects.list access",
+                ErrorKind::Denied,
+            ),
+            (403, "userRateLimitExceeded", "Rate limit", ErrorKind::Throttled),
+            (400, "invalid", "Invalid bucket name", ErrorKind::InvalidConfig),
+            (400, "required", "Required parameter: project", ErrorKind::InvalidConfig),
+            (412, "conditionNotMet", "Precondition Failed", ErrorKind::InvalidConfig),
             (
                 429,
                 "rateLimitExceeded",
                 "The rate of change requests to the object exceeds the rate limit.",
-                Kind::Throttled,
+                ErrorKind::Throttled,
             ),
-            (500, "backendError", "Backend Error", Kind::Transient),
-            (503, "backendError", "Service Unavailable", Kind::Transient),
-            (502, "badGateway", "Bad Gateway", Kind::Transient),
-            (409, "conflict", "Conflict", Kind::Transient),
-            (405, "methodNotAllowed", "Method not allowed", Kind::Unsupported),
+            (500, "backendError", "Backend Error", ErrorKind::Transient),
+            (503, "backendError", "Service Unavailable", ErrorKind::Transient),
+            (502, "badGateway", "Bad Gateway", ErrorKind::Transient),
+            (409, "conflict", "Conflict", ErrorKind::Transient),
+            (405, "methodNotAllowed", "Method not allowed", ErrorKind::Unsupported),
         ];
         for (status, reason, message, kind) in cases {
             let f = GcsFailure::new(status, &body(status, reason, message), None);
@@ -222,13 +209,36 @@ mod tests {
         // fake-gcs-server's reason is "Not Found", which does not look like a reason.
         let fake = br#"{"error":{"code":404,"message":"Not Found","errors":[{"domain":"global","reason":"Not Found","message":"Not Found"}]}}"#;
         let f = GcsFailure::new(404, fake, None);
-        assert_eq!((f.reason.as_deref(), f.kind), (None, Kind::NotFound));
+        assert_eq!((f.reason.as_deref(), f.kind), (None, ErrorKind::NotFound));
+    }
+
+    /// Without a body the status decides; GCS retries 409, 499 and 503 and reads 410 as gone.
+    #[test]
+    fn bodiless_statuses() {
+        use ErrorKind::*;
+        let cases = [
+            (404, NotFound),
+            (410, NotFound),
+            (401, Denied),
+            (403, Denied),
+            (429, Throttled),
+            (503, Transient),
+            (409, Transient),
+            (499, Transient),
+            (500, Transient),
+            (408, Transient),
+            (405, Unsupported),
+            (400, InvalidConfig),
+        ];
+        for (status, kind) in cases {
+            assert_eq!(GcsFailure::new(status, b"", None).kind, kind, "{status}");
+        }
     }
 
     /// A reason that does not look like one is dropped, so a hostile server cannot inject text.
     #[test]
     fn odd_reasons_are_dropped() {
         let f = GcsFailure::new(403, &body(403, "look at http://evil", "x"), None);
-        assert_eq!((f.reason, f.kind), (None, Kind::Denied));
+        assert_eq!((f.reason, f.kind), (None, ErrorKind::Denied));
     }
 }

@@ -45,11 +45,6 @@ pub struct ObjectList {
     pub next_page_token: Option<String>,
 }
 
-/// The unquoted form of an `ETag` header (`"abc"` → `abc`, `W/"abc"` → `abc`).
-pub fn unquote_etag(value: &str) -> String {
-    value.trim().trim_start_matches("W/").trim_matches('"').to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,12 +62,5 @@ mod tests {
         assert_eq!((page.prefixes.len(), page.next_page_token.as_deref()), (1, Some("tok")));
         let empty: ObjectList = serde_json::from_str(r#"{"kind":"storage#objects"}"#).unwrap();
         assert!(empty.items.is_empty() && empty.next_page_token.is_none());
-    }
-
-    #[test]
-    fn etags() {
-        assert_eq!(unquote_etag("\"XrY7u+Ae7tCTyyK7j1rNww==\""), "XrY7u+Ae7tCTyyK7j1rNww==");
-        assert_eq!(unquote_etag("W/\"x\""), "x");
-        assert_eq!(unquote_etag("CJ+k2K3t/fECEAE="), "CJ+k2K3t/fECEAE=");
     }
 }

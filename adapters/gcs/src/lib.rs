@@ -2,7 +2,8 @@
 //!
 //! Modules: [`config`] (settings, service-account keys), [`client`] (addressing, authorization,
 //! signed URLs), [`auth`] (OAuth2 JWT-bearer tokens), [`sign`] (V4 signing, RS256), [`error`]
-//! (JSON API errors → error kinds), [`json`] (JSON API bodies), [`time`] (timestamps).
+//! (JSON API errors → error kinds), [`json`] (JSON API bodies). Label Studio's prefix and listing
+//! rules, endpoints and dates are the SDK's (`stowage_sdk::object_store`, `http`, `time`).
 
 pub mod auth;
 pub mod client;
@@ -10,18 +11,19 @@ pub mod config;
 pub mod error;
 pub mod json;
 pub mod sign;
-pub mod time;
 
-use stowage_sdk::http::Response;
+use stowage_sdk::http::{Response, content_range_total, range_header, unquote_etag};
+use stowage_sdk::object_store::{self as store, ListApi, ListRequest, blob_uri, bucket_uri, ranged_body};
+use stowage_sdk::time::{http_date_millis, rfc3339_millis};
 use stowage_sdk::{
-    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, GrantRequest, HttpGrant, Method,
-    Object, Page, Setting, SettingKind,
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, ErrorKind, GrantRequest, HttpGrant,
+    Method, Object, Page, Setting,
 };
 
 use crate::client::Client;
 use crate::config::GcsConfig;
-use crate::error::{GcsFailure, Kind};
-use crate::json::{ObjectList, ObjectResource, unquote_etag};
+use crate::error::GcsFailure;
+use crate::json::{ObjectList, ObjectResource};
 
 /// Storage type name, as in `/api/storages/gcs/`.
 pub const TYPE_NAME: &str = "gcs";
@@ -29,37 +31,20 @@ pub const TYPE_NAME: &str = "gcs";
 /// URI scheme of blob-mode tasks: `gs://bucket/key` (Label Studio's `url_scheme`).
 pub const SCHEME: &str = "gs";
 
-/// `objects.list` returns at most 1000 items per page (`maxResults`).
-const MAX_RESULTS: u32 = 1000;
+/// `objects.list` (<https://cloud.google.com/storage/docs/json_api/v1/objects/list>): at most
+/// 1000 items per page (`maxResults`).
+const LIST: ListApi = ListApi { fixed: &[], page_size: "maxResults", max_page_size: 1000, cursor: "pageToken" };
 
 /// A `gcs` storage.
 pub struct Gcs {
     client: Client,
 }
 
-fn setting(name: &str, secret: bool, required: bool, help: &str) -> Setting {
-    Setting {
-        name: name.into(),
-        kind: SettingKind::Text,
-        secret,
-        required,
-        default_value: None,
-        export_default_value: None,
-        env_fallback: None,
-        help: help.into(),
-    }
-}
-
-/// `total` from `Content-Range: bytes a-b/total` (or `bytes */total`).
-fn content_range_total(value: &str) -> Option<u64> {
-    value.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok())
-}
-
 fn entry_of(object: ObjectResource) -> Entry {
     Entry {
         size: object.size(),
         etag: object.etag.as_deref().map(unquote_etag),
-        last_modified: object.updated.as_deref().and_then(time::rfc3339_millis),
+        last_modified: object.updated.as_deref().and_then(rfc3339_millis),
         key: object.name,
     }
 }
@@ -71,53 +56,36 @@ impl Gcs {
 
     /// `gs://bucket/key`, used to name the object in messages.
     fn what(&self, key: &str) -> String {
-        format!("gs://{}/{key}", self.bucket())
+        blob_uri(SCHEME, self.bucket(), key)
     }
 
     fn failure(response: &Response) -> GcsFailure {
-        let retry_after = response.header("retry-after").and_then(|v| v.trim().parse().ok());
-        GcsFailure::new(response.status, &response.body, retry_after)
+        GcsFailure::new(response.status, &response.body, response.retry_after())
     }
 
-    /// One `objects.list` call; `prefix` is sent as given.
-    fn list_objects(
-        &self,
-        prefix: &str,
-        cursor: Option<&str>,
-        max_results: u32,
-        delimiter: bool,
-    ) -> Result<Result<ObjectList, GcsFailure>, Error> {
-        let max_results = max_results.clamp(1, MAX_RESULTS).to_string();
-        let mut query: Vec<(&str, &str)> = vec![("maxResults", &max_results)];
-        if !prefix.is_empty() {
-            query.push(("prefix", prefix));
-        }
-        if delimiter {
-            query.push(("delimiter", "/"));
-        }
-        if let Some(cursor) = cursor {
-            query.push(("pageToken", cursor));
-        }
-        let path = self.client.objects_path(&query);
-        let response = self.client.send(self.client.request("GET", path, vec![], vec![]))?;
+    /// One `objects.list` call.
+    fn list_objects(&self, list: &ListRequest) -> Result<Result<ObjectList, GcsFailure>, Error> {
+        let path = self.client.objects_path(&list.query());
+        let response = self.client.send(self.client.api.request("GET", path, vec![], vec![]))?;
         if !response.is_success() {
             return Ok(Err(Self::failure(&response)));
         }
-        serde_json::from_slice(&response.body)
-            .map(Ok)
-            .map_err(|_| Error::Transient(format!("gs://{}: the object listing is not readable", self.bucket())))
+        serde_json::from_slice(&response.body).map(Ok).map_err(|_| {
+            Error::Transient(format!("{}: the object listing is not readable", bucket_uri(SCHEME, self.bucket())))
+        })
     }
 
     /// `buckets.get`.
     fn get_bucket(&self) -> Result<Result<(), GcsFailure>, Error> {
-        let response = self.client.send(self.client.request("GET", self.client.bucket_path(&[]), vec![], vec![]))?;
+        let response =
+            self.client.send(self.client.api.request("GET", self.client.bucket_path(&[]), vec![], vec![]))?;
         Ok(if response.is_success() { Ok(()) } else { Err(Self::failure(&response)) })
     }
 
     /// `objects.get` (metadata).
     fn get_metadata(&self, key: &str) -> Result<ObjectResource, Error> {
         let path = self.client.object_path(key, &[]);
-        let response = self.client.send(self.client.request("GET", path, vec![], vec![]))?;
+        let response = self.client.send(self.client.api.request("GET", path, vec![], vec![]))?;
         if !response.is_success() {
             return Err(self.object_error(&response, key));
         }
@@ -128,7 +96,7 @@ impl Gcs {
     /// The error of a failed object request: about the bucket when it is the bucket that is missing.
     fn object_error(&self, response: &Response, key: &str) -> Error {
         let failure = Self::failure(response);
-        let what = if failure.bucket_missing { format!("gs://{}", self.bucket()) } else { self.what(key) };
+        let what = if failure.bucket_missing { bucket_uri(SCHEME, self.bucket()) } else { self.what(key) };
         failure.into_error(&what)
     }
 
@@ -136,12 +104,12 @@ impl Gcs {
     fn check_failure(&self, failure: GcsFailure) -> Error {
         let bucket = self.bucket();
         match failure.kind {
-            Kind::Denied => Error::Denied(format!(
+            ErrorKind::Denied => Error::Denied(format!(
                 "Cannot connect to GCS bucket {bucket} with the specified credentials ({})",
                 failure.detail()
             )),
-            Kind::NotFound => Error::NotFound(format!("Cannot find bucket {bucket} in GCS")),
-            _ => failure.into_error(&format!("gs://{bucket}")),
+            ErrorKind::NotFound => Error::NotFound(format!("Cannot find bucket {bucket} in GCS")),
+            _ => failure.into_error(&bucket_uri(SCHEME, bucket)),
         }
     }
 }
@@ -153,24 +121,19 @@ impl Backend for Gcs {
             title: "Google Cloud Storage".into(),
             capabilities: Capabilities::READ | Capabilities::WRITE | Capabilities::DELETE | Capabilities::PRESIGN,
             settings: vec![
-                setting("bucket", false, true, "Bucket name"),
-                setting(
+                Setting::text("bucket", "Bucket name").required(),
+                Setting::text(
                     "prefix",
-                    false,
-                    false,
                     "Folder inside the bucket (optional); an import storage lists only objects under it",
                 ),
-                setting(
+                Setting::text(
                     "google_application_credentials",
-                    true,
-                    false,
                     "Service account key: the content of the JSON key file; empty for anonymous access",
-                ),
-                setting("google_project_id", false, false, "Google Cloud project ID (optional)"),
-                setting(
+                )
+                .secret(),
+                Setting::text("google_project_id", "Google Cloud project ID (optional)"),
+                Setting::text(
                     "gcs_endpoint",
-                    false,
-                    false,
                     "Endpoint of a GCS emulator or GCS-compatible server, e.g. http://127.0.0.1:4443; empty for Google",
                 ),
             ],
@@ -195,7 +158,7 @@ impl Backend for Gcs {
     fn check(&self, direction: Direction) -> Result<(), Error> {
         match self.client.config.prefix.clone() {
             Some(prefix) => {
-                let listing = self.list_objects(&format!("{prefix}/"), None, 1, false)?;
+                let listing = self.list_objects(&ListRequest::probe(LIST, Some(&prefix)))?;
                 let listing = listing.map_err(|f| self.check_failure(f))?;
                 if listing.items.is_empty() && matches!(direction, Direction::Import) {
                     return Err(Error::InvalidConfig(format!(
@@ -207,7 +170,7 @@ impl Backend for Gcs {
             }
             None => match self.get_bucket()? {
                 Ok(()) => Ok(()),
-                Err(f) if f.kind == Kind::Denied => match self.list_objects("", None, 1, false)? {
+                Err(f) if f.kind == ErrorKind::Denied => match self.list_objects(&ListRequest::probe(LIST, None))? {
                     Ok(_) => Ok(()),
                     Err(_) => Err(self.check_failure(f)),
                 },
@@ -216,16 +179,14 @@ impl Backend for Gcs {
         }
     }
 
-    /// `objects.list` with Label Studio's rules (`gcs/utils.py::iter_blobs`): a non-empty prefix
-    /// is a folder (`prefix/`), only direct children unless `recursive` (delimiter `/`), names
-    /// ending in `/` (folder placeholders) skipped. At most `page_size` (≤ 1000) entries a page.
+    /// `objects.list` with Label Studio's rules (`gcs/utils.py::iter_blobs`, shared in
+    /// [`stowage_sdk::object_store`]): a non-empty prefix is a folder (`prefix/`), only direct
+    /// children unless `recursive` (delimiter `/`), names ending in `/` (folder placeholders)
+    /// skipped. At most `page_size` (≤ 1000) entries a page.
     fn list(&self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
-        let prefix = if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_end_matches('/')) };
-        let listing = self
-            .list_objects(&prefix, cursor.as_deref(), page_size, !recursive)?
-            .map_err(|f| f.into_error(&self.what(&prefix)))?;
-        let entries = listing.items.into_iter().filter(|o| !o.name.ends_with('/')).map(entry_of).collect();
-        Ok(Page { entries, next_cursor: listing.next_page_token.filter(|t| !t.is_empty()) })
+        let list = ListRequest::new(LIST, prefix, cursor, page_size, recursive);
+        let listing = self.list_objects(&list)?.map_err(|f| f.into_error(&self.what(&list.prefix)))?;
+        Ok(store::page(listing.items.into_iter().map(entry_of), listing.next_page_token))
     }
 
     fn stat(&self, key: &str) -> Result<Entry, Error> {
@@ -235,12 +196,8 @@ impl Backend for Gcs {
     /// `objects.get?alt=media` with `Range: bytes=a-b`. A range past the end reads as empty.
     fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Object, Error> {
         let path = self.client.object_path(key, &[("alt", "media")]);
-        let mut headers = Vec::new();
-        if let Some(r) = &range {
-            let end = r.end.map(|e| e.to_string()).unwrap_or_default();
-            headers.push(("range".to_string(), format!("bytes={}-{end}", r.start)));
-        }
-        let response = self.client.send(self.client.request("GET", path, headers, vec![]))?;
+        let headers = range.iter().map(|r| ("range".to_string(), range_header(r))).collect();
+        let response = self.client.send(self.client.api.request("GET", path, headers, vec![]))?;
         if response.status == 416 {
             // Nothing to read, as a local file read would give; the size comes from the metadata
             // when Content-Range does not carry it.
@@ -248,36 +205,15 @@ impl Backend for Gcs {
                 Some(total) => total,
                 None => self.get_metadata(key)?.size(),
             };
-            return Ok(Object {
-                body: Vec::new(),
-                total_size: total,
-                etag: response.header("etag").map(unquote_etag),
-                content_type: None,
-                last_modified: response.header("last-modified").and_then(time::http_date_millis),
-            });
+            return Ok(store::past_the_end(&response, total));
         }
         if !response.is_success() {
             return Err(self.object_error(&response, key));
         }
         let etag = response.header("etag").map(unquote_etag);
-        let last_modified = response.header("last-modified").and_then(time::http_date_millis);
+        let last_modified = response.header("last-modified").and_then(http_date_millis);
         let content_type = response.header("content-type").map(str::to_string);
-        let (body, total_size) = if response.status == 206 {
-            let total = response.header("content-range").and_then(content_range_total);
-            let body = response.body;
-            let total = total.unwrap_or(body.len() as u64);
-            (body, total)
-        } else {
-            // 200: the whole object (a server that ignored the Range header is cut here).
-            let mut body = response.body;
-            let total = body.len() as u64;
-            if let Some(r) = range {
-                let start = r.start.min(total) as usize;
-                let end = r.end.map_or(total, |e| e.saturating_add(1).min(total)) as usize;
-                body = body[start..end.max(start)].to_vec();
-            }
-            (body, total)
-        };
+        let (body, total_size) = ranged_body(response, range.as_ref());
         Ok(Object { body, total_size, etag, content_type, last_modified })
     }
 
@@ -286,7 +222,8 @@ impl Backend for Gcs {
     fn put(&self, key: &str, body: Vec<u8>, content_type: Option<String>) -> Result<(), Error> {
         let content_type = content_type.filter(|c| !c.is_empty()).unwrap_or_else(|| "application/octet-stream".into());
         let headers = vec![("content-type".to_string(), content_type)];
-        let response = self.client.send(self.client.request("POST", self.client.upload_path(key), headers, body))?;
+        let response =
+            self.client.send(self.client.api.request("POST", self.client.upload_path(key), headers, body))?;
         if !response.is_success() {
             return Err(self.object_error(&response, key));
         }
@@ -297,7 +234,7 @@ impl Backend for Gcs {
     fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
         for key in keys {
             let path = self.client.object_path(&key, &[]);
-            let response = self.client.send(self.client.request("DELETE", path, vec![], vec![]))?;
+            let response = self.client.send(self.client.api.request("DELETE", path, vec![], vec![]))?;
             if !response.is_success() && response.status != 404 {
                 return Err(self.object_error(&response, &key));
             }
@@ -317,22 +254,17 @@ impl Backend for Gcs {
     }
 
     fn blob_uri(&self, key: &str) -> String {
-        format!("{SCHEME}://{}/{key}", self.bucket())
+        blob_uri(SCHEME, self.bucket(), key)
     }
 
     /// `{prefix}/{annotation_id}`, or the bare id without a prefix (Label Studio's
     /// `GCSExportStorage.save_annotation`).
     fn export_key(&self, annotation_id: u64) -> String {
-        match &self.client.config.prefix {
-            Some(prefix) => format!("{prefix}/{annotation_id}"),
-            None => annotation_id.to_string(),
-        }
+        store::export_key(self.client.config.prefix.as_deref(), annotation_id)
     }
 
     fn key_of_uri(&self, uri: &str) -> Option<String> {
-        let rest = uri.strip_prefix("gs://")?;
-        let (bucket, key) = rest.split_once('/')?;
-        (bucket == self.bucket() && !key.is_empty()).then(|| key.to_string())
+        store::key_of_uri(SCHEME, self.bucket(), uri)
     }
 }
 
@@ -378,13 +310,6 @@ mod tests {
     fn export_keys_go_under_the_prefix() {
         assert_eq!(open(&[("bucket", "b"), ("prefix", "ann/")], &[]).export_key(7), "ann/7");
         assert_eq!(open(&[("bucket", "b")], &[]).export_key(7), "7");
-    }
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(content_range_total("bytes 0-9/100"), Some(100));
-        assert_eq!(content_range_total("bytes */42"), Some(42));
-        assert_eq!(content_range_total("bytes 0-9/*"), None);
     }
 
     /// A malformed key fails `open` (so storage creation) with a message that names no key material.

@@ -17,8 +17,7 @@ use rsa::sha2::{Digest, Sha256};
 use rsa::signature::{SignatureEncoding, Signer};
 use stowage_sdk::Error;
 use stowage_sdk::http::encode_value;
-
-use crate::time;
+use stowage_sdk::time::basic_stamps;
 
 /// Longest validity of a V4 signed URL: 7 days (604,800 s); Google refuses longer ones.
 pub const MAX_EXPIRES_SECONDS: u32 = 604_800;
@@ -118,7 +117,7 @@ pub fn signed_url(
     now: u64,
     expires: u32,
 ) -> Result<String, Error> {
-    let (date, timestamp) = time::stamps(now);
+    let (date, timestamp) = basic_stamps(now);
     let scope = format!("{date}/auto/storage/goog4_request");
     let credential = format!("{email}/{scope}");
     let expires = expires.clamp(1, MAX_EXPIRES_SECONDS);

@@ -3,10 +3,10 @@
 //! every signed URL must equal the expected URL exactly.
 
 use serde_json::Value;
-use stowage_adapter_gcs::config::{Endpoint, ServiceAccount};
+use stowage_adapter_gcs::config::ServiceAccount;
 use stowage_adapter_gcs::sign::{UrlRequest, signed_url};
-use stowage_adapter_gcs::time::rfc3339_millis;
-use stowage_sdk::http::encode_key;
+use stowage_sdk::http::{Endpoint, encode_key};
+use stowage_sdk::time::rfc3339_millis;
 
 const VECTORS: &str = include_str!("data/v4_signatures.json");
 const KEY: &str = include_str!("data/test_service_account.json");
@@ -19,7 +19,7 @@ fn endpoint(case: &Value) -> Endpoint {
         .or_else(|| text("hostname").map(|h| format!("{}://{h}", text("scheme").unwrap_or_else(|| "https".into()))))
         .or_else(|| text("universeDomain").map(|d| format!("https://storage.{d}")))
         .unwrap_or_else(|| "https://storage.googleapis.com".into());
-    Endpoint::parse("endpoint", &url).unwrap()
+    Endpoint::parse(&url).unwrap()
 }
 
 fn pairs(v: &Value) -> Vec<(String, String)> {

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use stowage_sdk::Error;
-use stowage_sdk::http::{Request, Response, encode_key, query_string};
+use stowage_sdk::http::{Endpoint, Request, Response, encode_key, query_string};
 
 use crate::config::S3Config;
 use crate::sign;
@@ -11,12 +11,10 @@ use crate::sign;
 /// Where requests for one bucket go.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Addressing {
-    pub https: bool,
-    /// `host[:port]`.
-    pub authority: String,
-    /// Prepended to `/{key}`: empty (virtual-hosted) or `/{bucket}` (path-style), after the
-    /// endpoint's base path.
-    pub path_prefix: String,
+    /// The bucket as an endpoint: scheme and `host[:port]` of the server, and as base path what
+    /// is prepended to `/{key}`: empty (virtual-hosted) or `{s3_endpoint's base path}/{bucket}`
+    /// (path-style).
+    pub bucket: Endpoint,
 }
 
 impl Addressing {
@@ -25,39 +23,40 @@ impl Addressing {
     /// `s3.{region}.amazonaws.com` for a bucket name with dots (a dotted name breaks the
     /// `*.s3.{region}.amazonaws.com` certificate, as botocore also knows).
     pub fn of(config: &S3Config) -> Addressing {
-        match &config.endpoint {
-            Some(e) => Addressing {
+        let bucket = match &config.endpoint {
+            Some(e) => Endpoint {
                 https: e.https,
                 authority: e.authority.clone(),
-                path_prefix: format!("{}/{}", e.base_path, config.bucket),
+                base_path: format!("{}/{}", e.base_path, config.bucket),
             },
-            None if config.bucket.contains('.') => Addressing {
+            None if config.bucket.contains('.') => Endpoint {
                 https: true,
                 authority: format!("s3.{}.amazonaws.com", config.region),
-                path_prefix: format!("/{}", config.bucket),
+                base_path: format!("/{}", config.bucket),
             },
-            None => Addressing {
+            None => Endpoint {
                 https: true,
                 authority: format!("{}.s3.{}.amazonaws.com", config.bucket, config.region),
-                path_prefix: String::new(),
+                base_path: String::new(),
             },
-        }
+        };
+        Addressing { bucket }
     }
 
     /// Path and query of an object (`key` raw, encoded here).
     pub fn object_path(&self, key: &str, query: &[(&str, &str)]) -> String {
-        format!("{}/{}{}", self.path_prefix, encode_key(key), query_string(query))
+        format!("{}/{}{}", self.bucket.base_path, encode_key(key), query_string(query))
     }
 
     /// Path and query of the bucket itself (`/` or `/{bucket}`).
     pub fn bucket_path(&self, query: &[(&str, &str)]) -> String {
-        let path = if self.path_prefix.is_empty() { "/" } else { self.path_prefix.as_str() };
+        let path = if self.bucket.base_path.is_empty() { "/" } else { self.bucket.base_path.as_str() };
         format!("{path}{}", query_string(query))
     }
 
     /// Absolute URL of a path from [`Self::object_path`] or [`Self::bucket_path`].
     pub fn url(&self, path_and_query: &str) -> String {
-        format!("{}://{}{path_and_query}", if self.https { "https" } else { "http" }, self.authority)
+        format!("{}{path_and_query}", self.bucket.origin())
     }
 }
 
@@ -76,9 +75,7 @@ impl Client {
     /// Signs (when credentials are set) and sends `request`. Any HTTP status is a response;
     /// only a transport failure is an error.
     pub fn send(&self, mut request: Request) -> Result<Response, Error> {
-        if !request.body.is_empty() || matches!(request.method, "PUT" | "POST") {
-            request.headers.push(("content-length".into(), request.body.len().to_string()));
-        }
+        request.set_content_length();
         if let Some(credentials) = &self.config.credentials {
             let url = request.url();
             let signed = sign::sign_headers(
@@ -121,7 +118,6 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Endpoint;
 
     fn config(bucket: &str, endpoint: Option<&str>) -> S3Config {
         S3Config {

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use stowage_sdk::http::Endpoint;
+use stowage_sdk::object_store::prefix_setting;
 use stowage_sdk::{Config, Error};
 
 /// Region used when `region_name` is empty, as boto3 does for S3.
@@ -19,7 +21,8 @@ pub struct S3Config {
     pub prefix: Option<String>,
     /// `region_name`: signing region. Default [`DEFAULT_REGION`].
     pub region: String,
-    /// `s3_endpoint`: an S3-compatible server (`http://127.0.0.1:3900`), addressed path-style.
+    /// `s3_endpoint`: an S3-compatible server (`http://127.0.0.1:3900`, `http(s)://host[:port][/base]`),
+    /// addressed path-style.
     /// Default: none, i.e. AWS virtual-hosted addressing `https://{bucket}.s3.{region}.amazonaws.com`.
     pub endpoint: Option<Endpoint>,
     /// `aws_access_key_id` + `aws_secret_access_key` (+ `aws_session_token`): SigV4 credentials.
@@ -38,15 +41,6 @@ pub struct Credentials {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: Option<String>,
-}
-
-/// A parsed `s3_endpoint`: scheme, authority (host[:port], default ports dropped) and an optional
-/// base path (no trailing `/`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Endpoint {
-    pub https: bool,
-    pub authority: String,
-    pub base_path: String,
 }
 
 impl fmt::Debug for S3Config {
@@ -72,44 +66,9 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// A setting's value, trimmed; empty means unset (Label Studio sends `""` and `null` alike).
-fn text<'a>(config: &'a Config, name: &str) -> Option<&'a str> {
-    config.get(name).map(str::trim).filter(|v| !v.is_empty())
-}
-
 /// botocore's `VALID_BUCKET` rule (`^[a-zA-Z0-9.\-_]{1,255}$`), which Label Studio applies on create.
 pub fn valid_bucket_name(bucket: &str) -> bool {
     (1..=255).contains(&bucket.len()) && bucket.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
-impl Endpoint {
-    /// Parses `http(s)://host[:port][/base]`. User info, query and fragment are refused.
-    pub fn parse(raw: &str) -> Result<Endpoint, Error> {
-        let bad = |why: &str| Error::InvalidConfig(format!("s3_endpoint {raw:?} is not a valid URL: {why}"));
-        let (https, rest) = if let Some(rest) = raw.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = raw.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(bad("it must start with http:// or https://"));
-        };
-        if rest.contains(['?', '#', '@']) || rest.contains(char::is_whitespace) {
-            return Err(bad("only scheme, host, port and path are allowed"));
-        }
-        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        if authority.is_empty() {
-            return Err(bad("the host is missing"));
-        }
-        let default_port = if https { ":443" } else { ":80" };
-        let authority = authority.strip_suffix(default_port).unwrap_or(authority).to_ascii_lowercase();
-        let base_path = path.trim_matches('/');
-        let base_path = if base_path.is_empty() { String::new() } else { format!("/{base_path}") };
-        Ok(Endpoint { https, authority, base_path })
-    }
-
-    pub fn scheme(&self) -> &'static str {
-        if self.https { "https" } else { "http" }
-    }
 }
 
 impl S3Config {
@@ -124,15 +83,15 @@ impl S3Config {
                 "Invalid bucket name \"{bucket}\": Bucket name must match the regex \"^[a-zA-Z0-9.\\-_]{{1,255}}$\""
             )));
         }
-        let prefix = text(config, "prefix").map(|p| p.trim_end_matches('/').to_string()).filter(|p| !p.is_empty());
-        let region = text(config, "region_name").unwrap_or(DEFAULT_REGION).to_string();
+        let prefix = prefix_setting(config);
+        let region = config.text("region_name").unwrap_or(DEFAULT_REGION).to_string();
         if !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(Error::InvalidConfig(format!("region_name {region:?} is not a valid region name")));
         }
-        let endpoint = text(config, "s3_endpoint").map(Endpoint::parse).transpose()?;
-        let key_id = text(config, "aws_access_key_id");
-        let secret = text(config, "aws_secret_access_key");
-        let token = text(config, "aws_session_token");
+        let endpoint = config.text("s3_endpoint").map(|raw| Endpoint::from_setting("s3_endpoint", raw)).transpose()?;
+        let key_id = config.text("aws_access_key_id");
+        let secret = config.text("aws_secret_access_key");
+        let token = config.text("aws_session_token");
         let credentials = match (key_id, secret) {
             (Some(id), Some(secret)) => Some(Credentials {
                 access_key_id: id.to_string(),
@@ -147,7 +106,7 @@ impl S3Config {
                 ));
             }
         };
-        let sse_kms_key_id = text(config, "aws_sse_kms_key_id").map(str::to_string);
+        let sse_kms_key_id = config.text("aws_sse_kms_key_id").map(str::to_string);
         Ok(S3Config { bucket, prefix, region, endpoint, credentials, sse_kms_key_id })
     }
 }
@@ -185,15 +144,27 @@ mod tests {
         assert_eq!(c.credentials, None);
     }
 
+    /// `s3_endpoint` is parsed by the SDK's [`Endpoint`]; its value is quoted in the message.
     #[test]
-    fn endpoint_parsing() {
-        let e = Endpoint::parse("http://127.0.0.1:3900/").unwrap();
-        assert_eq!((e.https, e.authority.as_str(), e.base_path.as_str()), (false, "127.0.0.1:3900", ""));
-        let e = Endpoint::parse("https://S3.Example.com:443/base/").unwrap();
-        assert_eq!((e.https, e.authority.as_str(), e.base_path.as_str()), (true, "s3.example.com", "/base"));
-        for bad in ["ftp://x", "s3.example.com", "http://", "http://u:p@host", "http://h/?x", "file:///etc"] {
-            assert!(matches!(Endpoint::parse(bad), Err(Error::InvalidConfig(_))), "{bad}");
-        }
+    fn endpoint_setting() {
+        let c = S3Config::from_config(&config(
+            &[("bucket", "b"), ("s3_endpoint", " https://S3.Example.com:443/base/ ")],
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(
+            c.endpoint,
+            Some(Endpoint { https: true, authority: "s3.example.com".into(), base_path: "/base".into() })
+        );
+        let Err(Error::InvalidConfig(m)) =
+            S3Config::from_config(&config(&[("bucket", "b"), ("s3_endpoint", "http://u:p@host")], &[]))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            "s3_endpoint \"http://u:p@host\" is not a valid URL: only scheme, host, port and path are allowed"
+        );
     }
 
     /// A bucket name with a slash or a host part is refused before any URL is built.

@@ -6,25 +6,15 @@
 //! `Message` is never shown, so neither an internal server's response body (Label Studio's
 //! CVE-2025-25297) nor anything a request carried (signature, token) ends up in a message.
 
-use stowage_sdk::Error;
+use stowage_sdk::http::{code_like, failure_detail};
+use stowage_sdk::{Error, ErrorKind};
 
 use crate::xml::{ErrorBody, parse_error};
 
-/// The WIT error kind of a failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    NotFound,
-    Denied,
-    Throttled,
-    Transient,
-    InvalidConfig,
-    Unsupported,
-}
-
 /// Kind and documented meaning of an S3 error code; `None` for codes not listed here (the HTTP
 /// status decides then).
-pub fn code_kind(code: &str) -> Option<(Kind, &'static str)> {
-    use Kind::*;
+pub fn code_kind(code: &str) -> Option<(ErrorKind, &'static str)> {
+    use ErrorKind::*;
     Some(match code {
         // 403 AccessDenied: "Access Denied".
         "AccessDenied" => (Denied, "Access Denied"),
@@ -105,16 +95,14 @@ pub fn code_kind(code: &str) -> Option<(Kind, &'static str)> {
     })
 }
 
-/// Kind of a response that carries no (known) error code: HEAD responses have no body, and
-/// proxies in front of S3 answer with HTML.
-pub fn status_kind(status: u16) -> Kind {
+/// Kind of a response that carries no (known) error code (HEAD responses have no body, and
+/// proxies in front of S3 answer with HTML): the SDK's [`status_kind`](stowage_sdk::http::status_kind),
+/// except 409, which S3 sends for `OperationAborted` ("A conflicting conditional operation is
+/// currently in progress against this resource. Try again.").
+pub fn status_kind(status: u16) -> ErrorKind {
     match status {
-        404 => Kind::NotFound,
-        401 | 403 => Kind::Denied,
-        405 | 501 => Kind::Unsupported,
-        429 | 503 => Kind::Throttled,
-        408 | 409 | 500..=599 => Kind::Transient,
-        _ => Kind::InvalidConfig,
+        409 => ErrorKind::Transient,
+        _ => stowage_sdk::http::status_kind(status),
     }
 }
 
@@ -124,7 +112,7 @@ pub struct S3Failure {
     pub status: u16,
     pub code: Option<String>,
     pub region: Option<String>,
-    pub kind: Kind,
+    pub kind: ErrorKind,
     pub retry_after: Option<u32>,
 }
 
@@ -134,10 +122,7 @@ impl S3Failure {
     pub fn new(status: u16, body: &[u8], region: Option<String>, retry_after: Option<u32>) -> S3Failure {
         let parsed: Option<ErrorBody> = parse_error(body);
         // Codes come from the server: keep them only if they look like codes (`Kms.Disabled`).
-        let code = parsed
-            .as_ref()
-            .map(|e| e.code.clone())
-            .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+        let code = parsed.as_ref().map(|e| e.code.clone()).filter(|c| code_like(c, b"."));
         let region = region.or_else(|| parsed.and_then(|e| e.region));
         let region = region.filter(|r| r.len() <= 32 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
         let kind = code.as_deref().and_then(code_kind).map_or_else(|| status_kind(status), |(kind, _)| kind);
@@ -151,25 +136,14 @@ impl S3Failure {
 
     /// The WIT error, with `what` (e.g. `s3://bucket/key`) in front of the message.
     pub fn into_error(self, what: &str) -> Error {
-        let described = self.code.as_deref().and_then(code_kind).map(|(_, doc)| doc);
-        let mut message = match (&self.code, described) {
-            (Some(code), Some(doc)) => format!("{what}: {doc} ({code}, HTTP {})", self.status),
-            (Some(code), None) => format!("{what}: {code} (HTTP {})", self.status),
-            (None, _) => format!("{what}: HTTP {}", self.status),
-        };
+        let doc = self.code.as_deref().and_then(code_kind).map(|(_, doc)| doc);
+        let mut message = format!("{what}: {}", failure_detail(self.status, self.code.as_deref(), doc));
         if let Some(region) = &self.region
-            && (matches!(self.kind, Kind::InvalidConfig) || (300..400).contains(&self.status))
+            && (matches!(self.kind, ErrorKind::InvalidConfig) || (300..400).contains(&self.status))
         {
             message.push_str(&format!("; the bucket is in region {region}"));
         }
-        match self.kind {
-            Kind::NotFound => Error::NotFound(message),
-            Kind::Denied => Error::Denied(message),
-            Kind::Throttled => Error::Throttled(self.retry_after),
-            Kind::Transient => Error::Transient(message),
-            Kind::InvalidConfig => Error::InvalidConfig(message),
-            Kind::Unsupported => Error::Unsupported(message),
-        }
+        self.kind.error(message, self.retry_after)
     }
 }
 
@@ -189,50 +163,50 @@ mod tests {
     #[test]
     fn documented_samples() {
         let cases = [
-            (404, "NoSuchKey", "The resource you requested does not exist", Kind::NotFound),
-            (404, "NoSuchBucket", "The specified bucket does not exist", Kind::NotFound),
-            (403, "AccessDenied", "Access Denied", Kind::Denied),
+            (404, "NoSuchKey", "The resource you requested does not exist", ErrorKind::NotFound),
+            (404, "NoSuchBucket", "The specified bucket does not exist", ErrorKind::NotFound),
+            (403, "AccessDenied", "Access Denied", ErrorKind::Denied),
             (
                 403,
                 "InvalidAccessKeyId",
                 "The AWS Access Key Id you provided does not exist in our records.",
-                Kind::Denied,
+                ErrorKind::Denied,
             ),
             (
                 403,
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",
-                Kind::Denied,
+                ErrorKind::Denied,
             ),
-            (400, "ExpiredToken", "The provided token has expired.", Kind::Denied),
+            (400, "ExpiredToken", "The provided token has expired.", ErrorKind::Denied),
             (
                 400,
                 "AuthorizationHeaderMalformed",
                 "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'",
-                Kind::InvalidConfig,
+                ErrorKind::InvalidConfig,
             ),
             (
                 301,
                 "PermanentRedirect",
                 "The bucket you are attempting to access must be addressed using the specified endpoint.",
-                Kind::InvalidConfig,
+                ErrorKind::InvalidConfig,
             ),
-            (500, "InternalError", "We encountered an internal error. Please try again.", Kind::Transient),
-            (503, "SlowDown", "Please reduce your request rate.", Kind::Throttled),
+            (500, "InternalError", "We encountered an internal error. Please try again.", ErrorKind::Transient),
+            (503, "SlowDown", "Please reduce your request rate.", ErrorKind::Throttled),
             (
                 501,
                 "NotImplemented",
                 "A header you provided implies functionality that is not implemented",
-                Kind::Unsupported,
+                ErrorKind::Unsupported,
             ),
             (
                 400,
                 "RequestTimeout",
                 "Your socket connection to the server was not read from or written to within the timeout period.",
-                Kind::Transient,
+                ErrorKind::Transient,
             ),
-            (418, "SomethingNew", "?", Kind::InvalidConfig),
-            (502, "SomethingNew", "?", Kind::Transient),
+            (418, "SomethingNew", "?", ErrorKind::InvalidConfig),
+            (502, "SomethingNew", "?", ErrorKind::Transient),
         ];
         for (status, code, message, kind) in cases {
             let f = S3Failure::new(status, &body(code, message), None, None);
@@ -244,14 +218,15 @@ mod tests {
     #[test]
     fn bodiless_statuses() {
         for (status, kind) in [
-            (404, Kind::NotFound),
-            (403, Kind::Denied),
-            (400, Kind::InvalidConfig),
-            (301, Kind::InvalidConfig),
-            (500, Kind::Transient),
-            (503, Kind::Throttled),
-            (429, Kind::Throttled),
-            (501, Kind::Unsupported),
+            (404, ErrorKind::NotFound),
+            (403, ErrorKind::Denied),
+            (400, ErrorKind::InvalidConfig),
+            (301, ErrorKind::InvalidConfig),
+            (500, ErrorKind::Transient),
+            (503, ErrorKind::Throttled),
+            (429, ErrorKind::Throttled),
+            (501, ErrorKind::Unsupported),
+            (409, ErrorKind::Transient),
         ] {
             assert_eq!(S3Failure::new(status, b"", None, None).kind, kind, "{status}");
         }
@@ -279,6 +254,6 @@ mod tests {
     #[test]
     fn odd_codes_are_dropped() {
         let f = S3Failure::new(403, &body("Look at http://evil", "x"), None, None);
-        assert_eq!((f.code, f.kind), (None, Kind::Denied));
+        assert_eq!((f.code, f.kind), (None, ErrorKind::Denied));
     }
 }

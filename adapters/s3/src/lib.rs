@@ -14,21 +14,33 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use md5::{Digest, Md5};
+use stowage_sdk::http::{Response, content_range_total, range_header};
+use stowage_sdk::object_store::{
+    self as store, ListApi, ListRequest, blob_uri, bucket_uri, entry_from_headers, ranged_body,
+};
 use stowage_sdk::{
-    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, GrantRequest, HttpGrant, Method,
-    Object, Page, Setting, SettingKind,
+    AdapterInfo, Backend, ByteRange, Capabilities, Config, Direction, Entry, Error, ErrorKind, GrantRequest, HttpGrant,
+    Method, Object, Page, Setting,
 };
 
 use crate::client::Client;
 use crate::config::S3Config;
-use crate::error::{Kind, S3Failure, code_kind};
-use stowage_sdk::http::{Request, Response};
+use crate::error::{S3Failure, code_kind};
 
 /// Storage type name, as in `/api/storages/s3/` and `s3://bucket/key` URIs.
 pub const SCHEME: &str = "s3";
 
 /// S3 returns at most 1000 keys per ListObjectsV2 page and deletes at most 1000 keys per DeleteObjects.
 const MAX_KEYS: u32 = 1000;
+
+/// ListObjectsV2 (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html>), keys
+/// URL-encoded in the answer (`encoding-type=url`) so that any byte survives the XML.
+const LIST: ListApi = ListApi {
+    fixed: &[("list-type", "2"), ("encoding-type", "url")],
+    page_size: "max-keys",
+    max_page_size: MAX_KEYS,
+    cursor: "continuation-token",
+};
 
 /// Longest validity of a SigV4 presigned URL (7 days); AWS refuses longer ones.
 const MAX_PRESIGN_SECONDS: u32 = 604_800;
@@ -38,19 +50,6 @@ pub struct S3 {
     client: Client,
 }
 
-fn setting(name: &str, secret: bool, required: bool, env: Option<&str>, help: &str) -> Setting {
-    Setting {
-        name: name.into(),
-        kind: SettingKind::Text,
-        secret,
-        required,
-        default_value: None,
-        export_default_value: None,
-        env_fallback: env.map(str::to_string),
-        help: help.into(),
-    }
-}
-
 impl S3 {
     fn bucket(&self) -> &str {
         &self.client.config.bucket
@@ -58,65 +57,29 @@ impl S3 {
 
     /// `s3://bucket/key`, used to name the object in messages.
     fn what(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket())
+        blob_uri(SCHEME, self.bucket(), key)
     }
 
     fn failure(response: &Response) -> S3Failure {
         let region = response.header("x-amz-bucket-region").map(str::to_string);
-        let retry_after = response.header("retry-after").and_then(|v| v.trim().parse().ok());
-        S3Failure::new(response.status, &response.body, region, retry_after)
+        S3Failure::new(response.status, &response.body, region, response.retry_after())
     }
 
-    fn request(
-        &self,
-        method: &'static str,
-        path_and_query: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    ) -> Request {
-        let addressing = &self.client.addressing;
-        Request {
-            method,
-            https: addressing.https,
-            authority: addressing.authority.clone(),
-            path_and_query,
-            headers,
-            body,
-        }
-    }
-
-    /// One ListObjectsV2 call. `prefix` is sent as given.
-    fn list_objects(
-        &self,
-        prefix: &str,
-        cursor: Option<&str>,
-        max_keys: u32,
-        delimiter: bool,
-    ) -> Result<Result<xml::ListBucketResult, S3Failure>, Error> {
-        let max_keys = max_keys.clamp(1, MAX_KEYS).to_string();
-        let mut query: Vec<(&str, &str)> = vec![("list-type", "2"), ("encoding-type", "url"), ("max-keys", &max_keys)];
-        if !prefix.is_empty() {
-            query.push(("prefix", prefix));
-        }
-        if delimiter {
-            query.push(("delimiter", "/"));
-        }
-        if let Some(cursor) = cursor {
-            query.push(("continuation-token", cursor));
-        }
-        let path = self.client.addressing.bucket_path(&query);
-        let response = self.client.send(self.request("GET", path, vec![], vec![]))?;
+    /// One ListObjectsV2 call.
+    fn list_objects(&self, list: &ListRequest) -> Result<Result<xml::ListBucketResult, S3Failure>, Error> {
+        let path = self.client.addressing.bucket_path(&list.query());
+        let response = self.client.send(self.client.addressing.bucket.request("GET", path, vec![], vec![]))?;
         if !response.is_success() {
             return Ok(Err(Self::failure(&response)));
         }
         xml::parse_list(&response.body)
             .map(Ok)
-            .map_err(|e| Error::Transient(format!("s3://{}: {}", self.bucket(), e.0)))
+            .map_err(|e| Error::Transient(format!("{}: {}", bucket_uri(SCHEME, self.bucket()), e.0)))
     }
 
     fn head_bucket(&self) -> Result<Result<(), S3Failure>, Error> {
         let path = self.client.addressing.bucket_path(&[]);
-        let response = self.client.send(self.request("HEAD", path, vec![], vec![]))?;
+        let response = self.client.send(self.client.addressing.bucket.request("HEAD", path, vec![], vec![]))?;
         Ok(if response.is_success() { Ok(()) } else { Err(Self::failure(&response)) })
     }
 
@@ -124,17 +87,17 @@ impl S3 {
     fn check_failure(&self, failure: S3Failure, bucket_request: bool) -> Error {
         let bucket = self.bucket();
         match failure.kind {
-            Kind::Denied => Error::Denied(format!("Cannot connect to S3 {bucket} with specified AWS credentials")),
-            Kind::NotFound if failure.is_no_such_bucket() || (bucket_request && failure.code.is_none()) => {
+            ErrorKind::Denied => Error::Denied(format!("Cannot connect to S3 {bucket} with specified AWS credentials")),
+            ErrorKind::NotFound if failure.is_no_such_bucket() || (bucket_request && failure.code.is_none()) => {
                 Error::NotFound(format!("Cannot find bucket {bucket} in S3"))
             }
-            _ => failure.into_error(&format!("s3://{bucket}")),
+            _ => failure.into_error(&bucket_uri(SCHEME, bucket)),
         }
     }
 
     fn delete_one(&self, key: &str) -> Result<(), Error> {
         let path = self.client.addressing.object_path(key, &[]);
-        let response = self.client.send(self.request("DELETE", path, vec![], vec![]))?;
+        let response = self.client.send(self.client.addressing.bucket.request("DELETE", path, vec![], vec![]))?;
         if response.is_success() || response.status == 404 {
             return Ok(());
         }
@@ -150,40 +113,26 @@ impl S3 {
             ("content-md5".to_string(), BASE64.encode(Md5::digest(&body))),
         ];
         let path = self.client.addressing.bucket_path(&[("delete", "")]);
-        let response = self.client.send(self.request("POST", path, headers, body))?;
+        let response = self.client.send(self.client.addressing.bucket.request("POST", path, headers, body))?;
         if !response.is_success() {
             let failure = Self::failure(&response);
-            if failure.kind == Kind::Unsupported {
+            if failure.kind == ErrorKind::Unsupported {
                 return Ok(false);
             }
-            return Err(failure.into_error(&format!("s3://{}", self.bucket())));
+            return Err(failure.into_error(&bucket_uri(SCHEME, self.bucket())));
         }
         let result = xml::parse_delete_result(&response.body)
-            .map_err(|e| Error::Transient(format!("s3://{}: {}", self.bucket(), e.0)))?;
+            .map_err(|e| Error::Transient(format!("{}: {}", bucket_uri(SCHEME, self.bucket()), e.0)))?;
         match result.errors.into_iter().find(|e| e.code != "NoSuchKey") {
             None => Ok(true),
             Some(e) => {
                 // Per-key failures of a 200 response; the code still decides the kind.
-                let kind = code_kind(&e.code).map_or(Kind::Transient, |(kind, _)| kind);
+                let kind = code_kind(&e.code).map_or(ErrorKind::Transient, |(kind, _)| kind);
                 let failure = S3Failure::new(200, b"", None, None);
                 let failure = S3Failure { code: Some(e.code).filter(|c| code_kind(c).is_some()), kind, ..failure };
                 Err(failure.into_error(&self.what(&e.key)))
             }
         }
-    }
-}
-
-/// `total` from `Content-Range: bytes a-b/total` (or `bytes */total`).
-fn content_range_total(value: &str) -> Option<u64> {
-    value.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok())
-}
-
-fn entry_of(key: &str, response: &Response) -> Entry {
-    Entry {
-        key: key.to_string(),
-        size: response.header("content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0),
-        etag: response.header("etag").map(xml::unquote_etag),
-        last_modified: response.header("last-modified").and_then(xml::http_date_millis),
     }
 }
 
@@ -200,42 +149,27 @@ impl Backend for S3 {
             title: "AWS S3".into(),
             capabilities: Capabilities::READ | Capabilities::WRITE | Capabilities::DELETE | Capabilities::PRESIGN,
             settings: vec![
-                setting("bucket", false, true, None, "Bucket name"),
-                setting(
+                Setting::text("bucket", "Bucket name").required(),
+                Setting::text(
                     "prefix",
-                    false,
-                    false,
-                    None,
                     "Folder inside the bucket (optional); an import storage lists only keys under it",
                 ),
-                setting("region_name", false, false, None, "AWS region of the bucket, e.g. us-east-1 (the default)"),
-                setting(
+                Setting::text("region_name", "AWS region of the bucket, e.g. us-east-1 (the default)"),
+                Setting::text(
                     "s3_endpoint",
-                    false,
-                    false,
-                    None,
                     "Endpoint of an S3-compatible server, e.g. https://minio.example.com (path-style); empty for AWS",
                 ),
-                setting(
-                    "aws_access_key_id",
-                    true,
-                    false,
-                    Some("AWS_ACCESS_KEY_ID"),
-                    "Access key ID; empty for anonymous access",
-                ),
-                setting("aws_secret_access_key", true, false, Some("AWS_SECRET_ACCESS_KEY"), "Secret access key"),
-                setting(
-                    "aws_session_token",
-                    true,
-                    false,
-                    Some("AWS_SESSION_TOKEN"),
-                    "Session token of temporary credentials (optional)",
-                ),
-                setting(
+                Setting::text("aws_access_key_id", "Access key ID; empty for anonymous access")
+                    .secret()
+                    .env_fallback("AWS_ACCESS_KEY_ID"),
+                Setting::text("aws_secret_access_key", "Secret access key")
+                    .secret()
+                    .env_fallback("AWS_SECRET_ACCESS_KEY"),
+                Setting::text("aws_session_token", "Session token of temporary credentials (optional)")
+                    .secret()
+                    .env_fallback("AWS_SESSION_TOKEN"),
+                Setting::text(
                     "aws_sse_kms_key_id",
-                    false,
-                    false,
-                    None,
                     "KMS key ID for server-side encryption of exported objects (optional)",
                 ),
             ],
@@ -258,11 +192,11 @@ impl Backend for S3 {
     fn check(&self, direction: Direction) -> Result<(), Error> {
         match self.client.config.prefix.clone() {
             Some(prefix) => {
-                let listing = self.list_objects(&format!("{prefix}/"), None, 1, false)?;
+                let listing = self.list_objects(&ListRequest::probe(LIST, Some(&prefix)))?;
                 let listing = listing.map_err(|f| self.check_failure(f, true))?;
                 let empty = listing.contents.is_empty() && listing.key_count.unwrap_or(0) == 0;
                 if empty && matches!(direction, Direction::Import) {
-                    return Err(Error::InvalidConfig(format!("s3://{}/{prefix} not found.", self.bucket())));
+                    return Err(Error::InvalidConfig(format!("{} not found.", self.what(&prefix))));
                 }
                 Ok(())
             }
@@ -271,8 +205,8 @@ impl Backend for S3 {
                 // HEAD answers carry no error document: for anything but 403/404, ask a
                 // one-key listing for the S3 code (e.g. AuthorizationHeaderMalformed for a
                 // wrong region_name).
-                Err(f) if f.code.is_none() && !matches!(f.kind, Kind::Denied | Kind::NotFound) => {
-                    let listed = self.list_objects("", None, 1, false)?;
+                Err(f) if f.code.is_none() && !matches!(f.kind, ErrorKind::Denied | ErrorKind::NotFound) => {
+                    let listed = self.list_objects(&ListRequest::probe(LIST, None))?;
                     Err(self.check_failure(listed.err().unwrap_or(f), true))
                 }
                 Err(f) => Err(self.check_failure(f, true)),
@@ -280,79 +214,46 @@ impl Backend for S3 {
         }
     }
 
-    /// ListObjectsV2 with Label Studio's rules: a non-empty prefix is a folder (`prefix/`), only
-    /// direct children unless `recursive`, keys ending in `/` (folder markers) skipped.
+    /// ListObjectsV2 with Label Studio's rules ([`stowage_sdk::object_store`]): a non-empty prefix
+    /// is a folder (`prefix/`), only direct children unless `recursive`, keys ending in `/`
+    /// (folder markers) skipped.
     fn list(&self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
-        let prefix = if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_end_matches('/')) };
-        let listing = self
-            .list_objects(&prefix, cursor.as_deref(), page_size, !recursive)?
-            .map_err(|f| f.into_error(&self.what(&prefix)))?;
-        let entries = listing
-            .contents
-            .into_iter()
-            .filter(|c| !c.key.ends_with('/'))
-            .map(|c| Entry {
-                etag: c.etag.as_deref().map(xml::unquote_etag),
-                last_modified: c.last_modified.as_deref().and_then(xml::iso8601_millis),
-                size: c.size,
-                key: c.key,
-            })
-            .collect();
-        let next_cursor =
-            if listing.is_truncated { listing.next_continuation_token.filter(|t| !t.is_empty()) } else { None };
-        Ok(Page { entries, next_cursor })
+        let list = ListRequest::new(LIST, prefix, cursor, page_size, recursive);
+        let listing = self.list_objects(&list)?.map_err(|f| f.into_error(&self.what(&list.prefix)))?;
+        let entries = listing.contents.into_iter().map(|c| Entry {
+            etag: c.etag.as_deref().map(stowage_sdk::http::unquote_etag),
+            last_modified: c.last_modified.as_deref().and_then(stowage_sdk::time::rfc3339_millis),
+            size: c.size,
+            key: c.key,
+        });
+        let next_cursor = if listing.is_truncated { listing.next_continuation_token } else { None };
+        Ok(store::page(entries, next_cursor))
     }
 
     fn stat(&self, key: &str) -> Result<Entry, Error> {
         let path = self.client.addressing.object_path(key, &[]);
-        let response = self.client.send(self.request("HEAD", path, vec![], vec![]))?;
+        let response = self.client.send(self.client.addressing.bucket.request("HEAD", path, vec![], vec![]))?;
         if !response.is_success() {
             return Err(Self::failure(&response).into_error(&self.what(key)));
         }
-        Ok(entry_of(key, &response))
+        Ok(entry_from_headers(key, &response))
     }
 
     fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Object, Error> {
         let path = self.client.addressing.object_path(key, &[]);
-        let mut headers = Vec::new();
-        if let Some(r) = &range {
-            let end = r.end.map(|e| e.to_string()).unwrap_or_default();
-            headers.push(("range".to_string(), format!("bytes={}-{end}", r.start)));
-        }
-        let response = self.client.send(self.request("GET", path, headers, vec![]))?;
-        let entry = entry_of(key, &response);
-        if response.status == 416 {
-            // A range past the end: nothing to read, as a local file read would give.
-            if let Some(total) = response.header("content-range").and_then(content_range_total) {
-                return Ok(Object {
-                    body: Vec::new(),
-                    total_size: total,
-                    etag: entry.etag,
-                    content_type: None,
-                    last_modified: entry.last_modified,
-                });
-            }
+        let headers = range.iter().map(|r| ("range".to_string(), range_header(r))).collect();
+        let response = self.client.send(self.client.addressing.bucket.request("GET", path, headers, vec![]))?;
+        if response.status == 416
+            && let Some(total) = response.header("content-range").and_then(content_range_total)
+        {
+            return Ok(store::past_the_end(&response, total));
         }
         if !response.is_success() {
             return Err(Self::failure(&response).into_error(&self.what(key)));
         }
+        let entry = entry_from_headers(key, &response);
         let content_type = response.header("content-type").map(str::to_string);
-        let (body, total_size) = if response.status == 206 {
-            let total = response.header("content-range").and_then(content_range_total);
-            let body = response.body;
-            let total = total.unwrap_or(body.len() as u64);
-            (body, total)
-        } else {
-            // 200: the whole object (a server that ignored the Range header is cut here).
-            let mut body = response.body;
-            let total = body.len() as u64;
-            if let Some(r) = range {
-                let start = r.start.min(total) as usize;
-                let end = r.end.map_or(total, |e| e.saturating_add(1).min(total)) as usize;
-                body = body[start..end.max(start)].to_vec();
-            }
-            (body, total)
-        };
+        let (body, total_size) = ranged_body(response, range.as_ref());
         Ok(Object { body, total_size, etag: entry.etag, content_type, last_modified: entry.last_modified })
     }
 
@@ -366,7 +267,7 @@ impl Backend for S3 {
             headers.push(("x-amz-server-side-encryption".to_string(), "aws:kms".to_string()));
             headers.push(("x-amz-server-side-encryption-aws-kms-key-id".to_string(), kms.clone()));
         }
-        let response = self.client.send(self.request("PUT", path, headers, body))?;
+        let response = self.client.send(self.client.addressing.bucket.request("PUT", path, headers, body))?;
         if !response.is_success() {
             return Err(Self::failure(&response).into_error(&self.what(key)));
         }
@@ -409,22 +310,17 @@ impl Backend for S3 {
     }
 
     fn blob_uri(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket())
+        blob_uri(SCHEME, self.bucket(), key)
     }
 
     /// `{prefix}/{annotation_id}`, or the bare id without a prefix (Label Studio's
-    /// `ExportStorageLink.get_key`).
+    /// `ExportStorageLink.get_key`, joined in `S3ExportStorage.save_annotation`).
     fn export_key(&self, annotation_id: u64) -> String {
-        match &self.client.config.prefix {
-            Some(prefix) => format!("{prefix}/{annotation_id}"),
-            None => annotation_id.to_string(),
-        }
+        store::export_key(self.client.config.prefix.as_deref(), annotation_id)
     }
 
     fn key_of_uri(&self, uri: &str) -> Option<String> {
-        let rest = uri.strip_prefix("s3://")?;
-        let (bucket, key) = rest.split_once('/')?;
-        (bucket == self.bucket() && !key.is_empty()).then(|| key.to_string())
+        store::key_of_uri(SCHEME, self.bucket(), uri)
     }
 }
 
@@ -506,13 +402,6 @@ mod tests {
         assert_eq!(guess_content_type("a/b.png"), "image/png");
         assert_eq!(guess_content_type("a/b.json"), "application/json");
         assert_eq!(guess_content_type("a/noext"), "application/octet-stream");
-    }
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(content_range_total("bytes 0-9/100"), Some(100));
-        assert_eq!(content_range_total("bytes */42"), Some(42));
-        assert_eq!(content_range_total("bytes 0-9/*"), None);
     }
 
     /// Without wasi:http (native), a refused request names the host and nothing secret.

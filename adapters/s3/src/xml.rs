@@ -1,8 +1,6 @@
 //! S3 XML bodies: ListObjectsV2 results, error documents, DeleteObjects requests and results.
 //! Parsed with quick-xml's serde support; unknown elements are ignored.
 
-use aws_smithy_types::DateTime;
-use aws_smithy_types::date_time::Format;
 use percent_encoding::percent_decode_str;
 use quick_xml::escape::escape;
 use serde::Deserialize;
@@ -128,31 +126,11 @@ pub fn delete_request(keys: &[&str]) -> String {
     body
 }
 
-/// ETag without the surrounding quotes (`"abc"` → `abc`, `W/"abc"` → `abc`).
-pub fn unquote_etag(etag: &str) -> String {
-    let etag = etag.trim();
-    let etag = etag.strip_prefix("W/").unwrap_or(etag);
-    etag.trim_matches('"').to_string()
-}
-
-/// `2009-10-12T17:50:30.000Z` (ListObjectsV2) to milliseconds since the epoch.
-pub fn iso8601_millis(value: &str) -> Option<u64> {
-    DateTime::from_str(value.trim(), Format::DateTime)
-        .ok()
-        .and_then(|t| t.to_millis().ok())
-        .and_then(|ms| u64::try_from(ms).ok())
-}
-
-/// `Wed, 12 Oct 2009 17:50:00 GMT` (Last-Modified header) to milliseconds since the epoch.
-pub fn http_date_millis(value: &str) -> Option<u64> {
-    DateTime::from_str(value.trim(), Format::HttpDate)
-        .ok()
-        .and_then(|t| t.to_millis().ok())
-        .and_then(|ms| u64::try_from(ms).ok())
-}
-
 #[cfg(test)]
 mod tests {
+    use stowage_sdk::http::unquote_etag;
+    use stowage_sdk::time::rfc3339_millis;
+
     use super::*;
 
     /// The ListObjectsV2 example of the AWS API reference, with `encoding-type=url` keys.
@@ -195,7 +173,7 @@ mod tests {
         assert_eq!(keys, ["a/my file+1%.txt", "a/été?#.json", "a/dir/"]);
         assert_eq!(r.contents[0].size, 434234);
         assert_eq!(unquote_etag(r.contents[0].etag.as_deref().unwrap()), "fba9dede5f27731c9771645a39863328");
-        assert_eq!(iso8601_millis(r.contents[0].last_modified.as_deref().unwrap()), Some(1_255_369_830_000));
+        assert_eq!(rfc3339_millis(r.contents[0].last_modified.as_deref().unwrap()), Some(1_255_369_830_000));
     }
 
     /// Without encoding-type the keys are taken as they are; an empty bucket has no Contents.
@@ -236,13 +214,5 @@ mod tests {
         assert_eq!(r.errors.len(), 1);
         assert_eq!((r.errors[0].key.as_str(), r.errors[0].code.as_str()), ("b", "AccessDenied"));
         assert!(parse_delete_result(b"").unwrap().errors.is_empty());
-    }
-
-    #[test]
-    fn dates_and_etags() {
-        assert_eq!(http_date_millis("Wed, 12 Oct 2009 17:50:30 GMT"), Some(1_255_369_830_000));
-        assert_eq!(iso8601_millis("garbage"), None);
-        assert_eq!(unquote_etag("W/\"abc\""), "abc");
-        assert_eq!(unquote_etag("abc"), "abc");
     }
 }
