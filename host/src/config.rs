@@ -139,8 +139,8 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_MAX_RESPONSE_MIB", default_value_t = 64)]
     pub max_response_mib: u64,
 
-    /// Failed calls of one adapter within 5 minutes (crash, memory, spinning past the deadline,
-    /// oversized answer) after which it is quarantined until a new version is installed; 0 never
+    /// Calls one adapter broke within 5 minutes (a crash, or spinning past the deadline) after
+    /// which it is quarantined until a new version is installed; 0 never
     /// quarantines.
     #[arg(long, env = "STOWAGE_QUARANTINE_AFTER", default_value_t = 10)]
     pub quarantine_after: u32,

@@ -76,8 +76,9 @@ impl Driver for SessionDriver {
 /// is refused, or a read-only adapter has no `--seed-dir`.
 pub async fn run(args: &ConformanceArgs) -> anyhow::Result<Vec<String>> {
     let bytes = std::fs::read(&args.adapter).with_context(|| format!("cannot read {}", args.adapter.display()))?;
-    let scratch = std::env::temp_dir().join(format!("stowage-conformance-{}", std::process::id()));
-    let cache = args.cache_dir.clone().unwrap_or_else(|| scratch.join("cache"));
+    // Private (mode 0700, unpredictable name): compiled code is loaded from the cache unchecked.
+    let scratch = tempfile::tempdir()?;
+    let cache = args.cache_dir.clone().unwrap_or_else(|| scratch.path().join("cache"));
     let limits = Limits {
         call_timeout: Duration::from_millis(args.call_timeout_ms),
         memory_bytes: (args.adapter_memory_mib as usize) << 20,
@@ -85,7 +86,7 @@ pub async fn run(args: &ConformanceArgs) -> anyhow::Result<Vec<String>> {
         quarantine_after: 0,
         ..Limits::DEFAULT
     };
-    let registry = Registry::new(&scratch, &cache, limits)?;
+    let registry = Registry::new(scratch.path(), &cache, limits)?;
     let file = args.adapter.file_name().unwrap_or_default().to_string_lossy();
     let adapter = registry.load(&bytes, &file).await.context("adapter refused")?;
     let info = &adapter.info;
@@ -125,7 +126,6 @@ pub async fn run(args: &ConformanceArgs) -> anyhow::Result<Vec<String>> {
     );
     let mut driver = SessionDriver { session, dir: args.seed_dir.clone() };
     let result = conformance::run(&mut driver).await;
-    let _ = std::fs::remove_dir_all(&scratch);
     Ok(result.err().unwrap_or_default())
 }
 

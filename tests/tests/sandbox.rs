@@ -225,7 +225,8 @@ async fn a_repeatedly_failing_adapter_is_quarantined() {
         let s = sync_with(&svc, project, json!({"mode": "trap"})).await;
         assert_eq!(outcome(&s), ("failed", "list: adapter failed: the adapter crashed (wasm trap)"));
     }
-    let quarantined = "the misbehave adapter is quarantined after 3 failed calls (crash, memory, deadline or oversized answer); install a fixed version";
+    let quarantined =
+        "the misbehave adapter is quarantined after 3 failed calls (crash or deadline); install a fixed version";
     let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok"})).await;
     assert_eq!((r.status, &r.body["validation_errors"]), (400, &json!({"non_field_errors": [quarantined]})));
     let r = svc.post(&healthy, json!(null)).await;
@@ -294,4 +295,36 @@ async fn the_operator_policy_limits_adapters_and_hosts() {
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+/// A task file larger than an adapter may answer is reported from its listed size without being
+/// read, the rest imports, and nothing counts against the adapter.
+#[tokio::test]
+async fn task_files_over_the_answer_limit_are_reported_not_read() {
+    let svc = Service::start_with(|tmp| {
+        let mut s = stowage_tests::settings(tmp, 10_000, true);
+        s.max_response_mib = 1;
+        s
+    })
+    .await;
+    let big = format!("[{}]", vec![r#"{"text": "0123456789abcdef"}"#; 60_000].join(","));
+    assert!(big.len() > 1 << 20);
+    let dir = svc.dir("large", &[("big.json", big.as_bytes()), ("small.json", br#"{"text": "small"}"#)]);
+    let project = svc.project("<View></View>").await;
+    let r =
+        svc.post("/api/storages/localfiles", json!({"project": project, "path": dir, "use_blob_urls": false})).await;
+    let s = svc.post(&format!("/api/storages/localfiles/{}/sync", r.body["id"]), json!(null)).await.body;
+    assert_eq!(
+        (outcome(&s), s["last_sync_count"].as_i64()),
+        (
+            (
+                "completed_with_errors",
+                "big.json: get: the object is 2 MiB, more than the 1 MiB an adapter may answer (--max-response-mib)"
+            ),
+            Some(1)
+        )
+    );
+    let adapters = svc.get("/api/adapters").await.body;
+    let localfs = adapters.as_array().unwrap().iter().find(|a| a["type"] == "localfiles").unwrap();
+    assert_eq!((&localfs["status"], &localfs["failures_total"]), (&json!("active"), &json!(0)));
 }

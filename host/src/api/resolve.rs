@@ -85,17 +85,25 @@ async fn resolve(app: Arc<App>, project_id: i64, q: FileQuery, headers: HeaderMa
     if presign {
         // `presign_ttl` is in minutes, as in Label Studio.
         let ttl = storage.fields.get("presign_ttl").and_then(Value::as_u64).unwrap_or(1).clamp(1, 7 * 24 * 60) * 60;
-        let url = session.presign_get(&key, ttl as u32).await.map_err(|e| storage_failed(&e))?;
-        let location =
-            HeaderValue::from_str(&url).map_err(|_| ApiError::Internal("adapter returned an invalid URL".into()))?;
-        return Ok((
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, location),
-                (header::CACHE_CONTROL, HeaderValue::from_str(&format!("no-store, max-age={ttl}")).unwrap()),
-            ],
-        )
-            .into_response());
+        let url = match session.presign_get(&key, ttl as u32).await {
+            Ok(url) => Some(url),
+            // This storage cannot presign (e.g. an Azure storage holding only a SAS token, which
+            // must not reach browsers): serve the bytes instead.
+            Err(e) if e.kind == ErrorKind::Unsupported => None,
+            Err(e) => return Err(storage_failed(&e)),
+        };
+        if let Some(url) = url {
+            let location = HeaderValue::from_str(&url)
+                .map_err(|_| ApiError::Internal("adapter returned an invalid URL".into()))?;
+            return Ok((
+                StatusCode::SEE_OTHER,
+                [
+                    (header::LOCATION, location),
+                    (header::CACHE_CONTROL, HeaderValue::from_str(&format!("no-store, max-age={ttl}")).unwrap()),
+                ],
+            )
+                .into_response());
+        }
     }
     let storage = storage.clone();
     proxy(app.clone(), &storage, session, &key, &headers).await

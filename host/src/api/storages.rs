@@ -397,8 +397,12 @@ async fn validate(
     if let Some(id) = body.get("id").and_then(Value::as_i64) {
         let stored = storage_or_404(&app, &type_name, dir, id)?;
         let info = &adapter_or_404(&app, &type_name, dir)?.info;
+        // Stored secrets are reused only for the very same connection: every plain setting
+        // equal, and no secret sent (a secret such as Azure's `account_name` may itself decide
+        // where the others go).
         let same_connection =
-            info.settings.iter().filter(|f| !f.secret).all(|f| stored.fields.get(&f.name) == s.fields.get(&f.name));
+            info.settings.iter().filter(|f| !f.secret).all(|f| stored.fields.get(&f.name) == s.fields.get(&f.name))
+                && s.secrets.is_empty();
         if stored.project_id == s.project_id && same_connection {
             for (k, v) in stored.secrets {
                 s.secrets.entry(k).or_insert(v);
@@ -434,7 +438,9 @@ async fn update(
     let specs = field_specs(&adapter_or_404(&app, &type_name, dir)?.info, dir);
     let mut errors = Errors::new();
     let changed = apply_body(&app, &mut s, &specs, &body, &mut errors)?;
-    let moved = changed.iter().any(|name| specs.iter().any(|f| f.name == *name && f.location));
+    // A new location, or a new secret (which may itself name the account, as Azure's
+    // `account_name`), takes the other stored secrets only if they are sent again.
+    let moved = changed.iter().any(|name| specs.iter().any(|f| f.name == *name && (f.location || f.secret)));
     if moved {
         for spec in specs.iter().filter(|f| f.secret && !body.contains_key(&f.name) && s.secrets.contains_key(&f.name))
         {

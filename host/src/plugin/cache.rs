@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 /// Most entries kept per storage configuration.
 pub const MAX_ENTRIES_PER_STORAGE: usize = 64;
-/// Most entries kept in all.
-pub const MAX_ENTRIES: usize = 8192;
+/// Most entries kept in all: with [`MAX_VALUE_BYTES`], at most 16 MiB of host memory.
+pub const MAX_ENTRIES: usize = 2048;
 /// Largest value stored, bytes; larger ones are ignored.
-pub const MAX_VALUE_BYTES: usize = 64 << 10;
+pub const MAX_VALUE_BYTES: usize = 8 << 10;
 /// Longest time-to-live honoured.
 pub const MAX_TTL: Duration = Duration::from_secs(86_400);
 

@@ -49,20 +49,34 @@ impl HostRule {
     /// A pattern that is empty or has a bad port.
     pub fn pattern(raw: &str) -> Result<HostRule, String> {
         let raw = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+        let bad = || format!("{raw:?} is not a host pattern (host, host:port, [ipv6]:port or *.domain)");
+        let valid = |h: &str| !h.is_empty() && !h.contains(['/', '*', ' ', '@', '[', ']', '?', '#']);
         if let Some(suffix) = raw.strip_prefix("*.") {
-            return Ok(HostRule::Suffix(suffix.to_string()));
+            return if valid(suffix) && !suffix.contains(':') {
+                Ok(HostRule::Suffix(suffix.to_string()))
+            } else {
+                Err(bad())
+            };
         }
-        let (host, port) = match raw.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(':') && !h.is_empty() => (
-                h.trim_matches(['[', ']']).to_string(),
-                Some(p.parse::<u16>().map_err(|_| format!("{raw}: bad port"))?),
-            ),
-            _ => (raw.trim_matches(['[', ']']).to_string(), None),
+        // `[v6]:port`, `[v6]`, a bare IPv6 address (several colons, no port), `host:port`, `host`.
+        let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
+            let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+            (h.to_string(), after.strip_prefix(':'))
+        } else if raw.matches(':').count() > 1 {
+            (raw.clone(), None)
+        } else {
+            match raw.split_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (raw.clone(), None),
+            }
         };
-        if host.is_empty() || host.contains(['/', '*', ' ', '@']) {
-            return Err(format!("{raw:?} is not a host pattern (host, host:port or *.domain)"));
+        if !valid(&host) {
+            return Err(bad());
         }
-        Ok(port.map_or(HostRule::Name(host.clone()), |port| HostRule::Exact { host, port }))
+        match port {
+            None => Ok(HostRule::Name(host)),
+            Some(p) => Ok(HostRule::Exact { host, port: p.parse::<u16>().map_err(|_| format!("{raw}: bad port"))? }),
+        }
     }
 
     /// The part of this rule that `other` also allows, if any (both may be patterns).
@@ -282,7 +296,11 @@ mod tests {
         assert_eq!(p("minio.local:9000"), HostRule::Exact { host: "minio.local".into(), port: 9000 });
         assert_eq!(p("[::1]:80"), HostRule::Exact { host: "::1".into(), port: 80 });
         assert_eq!(p("storage.googleapis.com"), HostRule::Name("storage.googleapis.com".into()));
-        assert!(HostRule::pattern("a b").is_err() && HostRule::pattern("h:x").is_err());
+        assert_eq!(p("fd00:1:2:3:4:5:6:7"), HostRule::Name("fd00:1:2:3:4:5:6:7".into()));
+        assert_eq!(p("[fd00::1]"), HostRule::Name("fd00::1".into()));
+        for bad in ["a b", "h:x", "*.", "*.a/b", "", "[::1"] {
+            assert!(HostRule::pattern(bad).is_err(), "{bad:?}");
+        }
 
         let s3 = AdapterInfo {
             type_name: "s3".into(),

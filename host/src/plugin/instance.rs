@@ -29,7 +29,7 @@ pub struct Limits {
     /// Largest answer the host accepts from one call, bytes: an object body, or the keys and
     /// etags of one listing page. A bigger answer fails the call (and counts as a failure).
     pub max_response_bytes: usize,
-    /// Failed calls (trap, memory, spinning past the deadline, oversized answer) within
+    /// Failed calls the adapter broke (a crash, or spinning past the deadline) within
     /// [`super::registry::QUARANTINE_WINDOW`] after which an adapter is quarantined: its calls fail
     /// at once until a new version is installed. 0 disables.
     pub quarantine_after: u32,
@@ -183,16 +183,30 @@ const DEADLINE: &str = "stowage: call deadline exceeded";
 /// Turns a wasmtime error (trap) of a call into a user-facing error. Traps are the adapter's
 /// fault; the message says which limit was hit without guest internals.
 fn trap(op: &'static str, e: wasmtime::Error, limits: &Limits) -> StorageError {
+    trap_with_fault(op, e, limits).0
+}
+
+/// [`trap`], and whether the failure is the adapter's own fault (a crash, or spinning past the
+/// deadline), which counts toward quarantine. Hitting the memory cap is not: it may be the data
+/// (a large object read whole), and users must not be able to quarantine an adapter for everyone
+/// by uploading big files.
+fn trap_with_fault(op: &'static str, e: wasmtime::Error, limits: &Limits) -> (StorageError, bool) {
     let text = format!("{e:?}");
-    let message = if text.contains(DEADLINE) {
-        format!("the adapter did not answer within {} ms", limits.call_timeout.as_millis())
+    let (message, fault) = if text.contains(DEADLINE) {
+        (format!("the adapter did not answer within {} ms", limits.call_timeout.as_millis()), true)
     } else if text.contains("forcing trap when growing memory") {
-        format!("the adapter exceeded its memory limit of {} MiB", limits.memory_bytes >> 20)
+        (format!("the adapter exceeded its memory limit of {} MiB", limits.memory_bytes >> 20), false)
     } else {
         tracing::warn!(op, "adapter trapped: {text}");
-        "the adapter crashed (wasm trap)".to_string()
+        ("the adapter crashed (wasm trap)".to_string(), true)
     };
-    StorageError::new(ErrorKind::AdapterFailed, op, message)
+    (StorageError::new(ErrorKind::AdapterFailed, op, message), fault)
+}
+
+/// The failure of a call that waited past its deadline outside the guest (on the network, or in
+/// a host call): the instance is dropped, but a slow server is not the adapter's fault.
+fn elapsed(op: &'static str, limits: &Limits) -> StorageError {
+    trap(op, wasmtime::Error::msg(DEADLINE), limits)
 }
 
 /// The call failure for an answer larger than [`Limits::max_response_bytes`].
@@ -215,13 +229,19 @@ pub(crate) async fn describe(
     limits: &Limits,
     cache: &Arc<HostCache>,
 ) -> anyhow::Result<AdapterInfo> {
-    // No storage yet: a namespace of its own, which no storage's hash can equal in practice.
+    // No storage yet: the all-zero namespace, shared by every `describe` and equal to no
+    // storage's SHA-256 in practice.
     let mut store = new_store(engine, &Grant::default(), limits, (cache.clone(), [0; 32]))?;
     store.data_mut().deadline = Instant::now() + limits.call_timeout;
-    dispatch!(Pre, pre, |pre, m| {
-        let instance = pre.instantiate_async(&mut store).await?;
-        Ok(instance.stowage_storage_backend_api().call_describe(&mut store).await?.into())
-    })
+    let store = &mut store;
+    let described = dispatch!(Pre, pre, |pre, m| {
+        tokio::time::timeout(limits.call_timeout, async move {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            Ok::<AdapterInfo, anyhow::Error>(instance.stowage_storage_backend_api().call_describe(store).await?.into())
+        })
+        .await
+    });
+    described.map_err(|_| anyhow::anyhow!("describe did not answer within {} ms", limits.call_timeout.as_millis()))?
 }
 
 struct Live {
@@ -249,9 +269,13 @@ pub struct Session {
 macro_rules! call {
     ($self:ident, $op:literal, |$m:ident, $api:ident, $store:ident, $backend:ident| $body:expr) => {{
         let limits = $self.limits;
+        $self.live().await?;
+        // Out of the session for the duration of the call: if the caller drops this future
+        // mid-call (a client went away), the half-run instance is dropped with it instead of
+        // going back to the pool.
+        let mut live = $self.live.take().expect("instance just made live");
+        live.store.data_mut().deadline = Instant::now() + limits.call_timeout;
         let result = {
-            let live = $self.live().await?;
-            live.store.data_mut().deadline = Instant::now() + limits.call_timeout;
             let $store = &mut live.store;
             let $backend = live.backend;
             dispatch!(Bindings, &live.bindings, |bindings, $m| {
@@ -267,15 +291,16 @@ macro_rules! call {
             })
         };
         match result {
-            Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(e)) => Err($self.failed(trap($op, e, &limits))),
-            // Waiting on the network past the deadline: the instance is dropped, but a slow
-            // server is not the adapter's fault, so it does not count toward quarantine.
-            Err(_elapsed) => {
-                $self.live = None;
-                Err(trap($op, wasmtime::Error::msg(DEADLINE), &limits))
+            Ok(Ok(Ok(v))) => {
+                $self.live = Some(live);
+                Ok(v)
             }
+            Ok(Ok(Err(e))) => {
+                $self.live = Some(live);
+                Err(e)
+            }
+            Ok(Err(e)) => Err($self.failed(trap_with_fault($op, e, &limits))),
+            Err(_elapsed) => Err(elapsed($op, &limits)),
         }
     }};
 }
@@ -319,11 +344,11 @@ impl Session {
         &self.adapter.info
     }
 
-    /// Records a failed call: the instance is dead (or untrusted), and the adapter's failure count
-    /// grows toward quarantine. Returns `error`.
-    fn failed(&mut self, error: StorageError) -> StorageError {
+    /// Records a trapped call: the instance is dead, and when the trap is the adapter's fault its
+    /// failure count grows toward quarantine. Returns the error.
+    fn failed(&mut self, (error, fault): (StorageError, bool)) -> StorageError {
         self.live = None;
-        if self.adapter.health.failed(self.limits.quarantine_after) {
+        if fault && self.adapter.health.failed(self.limits.quarantine_after) {
             tracing::error!(
                 r#type = self.adapter.info.type_name,
                 hash = &self.adapter.hash[..12],
@@ -334,10 +359,11 @@ impl Session {
         error
     }
 
-    /// Fails a call whose answer is bigger than the limit.
-    fn bounded<T>(&mut self, op: &'static str, value: T, bytes: usize) -> Result<T, StorageError> {
+    /// Fails a call whose answer is bigger than the limit. Not counted toward quarantine: the
+    /// size may be the data's (a large object), not the adapter's fault.
+    fn bounded<T>(&self, op: &'static str, value: T, bytes: usize) -> Result<T, StorageError> {
         if bytes > self.limits.max_response_bytes {
-            return Err(self.failed(oversized(op, bytes, &self.limits)));
+            return Err(oversized(op, bytes, &self.limits));
         }
         Ok(value)
     }
@@ -348,7 +374,7 @@ impl Session {
                 ErrorKind::AdapterFailed,
                 "open",
                 format!(
-                    "the {} adapter is quarantined after {} failed calls (crash, memory, deadline or oversized answer); install a fixed version",
+                    "the {} adapter is quarantined after {} failed calls (crash or deadline); install a fixed version",
                     self.adapter.info.type_name, self.limits.quarantine_after
                 ),
             ));
@@ -357,18 +383,30 @@ impl Session {
             let cache = (self.cache.clone(), self.namespace);
             let mut store = new_store(&self.engine, &self.grant, &self.limits, cache)?;
             store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
-            let limits = &self.limits;
-            let (bindings, backend) = dispatch!(Pre, &self.adapter.pre, |pre, m, wrap| {
-                let bindings = pre.instantiate_async(&mut store).await.map_err(|e| trap("open", e, limits))?;
-                let opened = bindings
-                    .stowage_storage_backend_api()
-                    .backend()
-                    .call_open(&mut store, &self.settings, &self.secrets)
-                    .await
-                    .map_err(|e| trap("open", e, limits))?;
-                let backend = opened.map_err(|e| m::error("open", e))?;
-                (wrap(bindings), backend)
+            let limits = self.limits;
+            let (settings, secrets) = (&self.settings, &self.secrets);
+            let store_ref = &mut store;
+            let opened = dispatch!(Pre, &self.adapter.pre, |pre, m, wrap| {
+                tokio::time::timeout(limits.call_timeout, async move {
+                    let bindings = pre.instantiate_async(&mut *store_ref).await.map_err(|e| (e, None))?;
+                    let opened = bindings
+                        .stowage_storage_backend_api()
+                        .backend()
+                        .call_open(store_ref, settings, secrets)
+                        .await
+                        .map_err(|e| (e, None))?;
+                    let backend =
+                        opened.map_err(|e| (wasmtime::Error::msg("open refused"), Some(m::error("open", e))))?;
+                    Ok::<_, (wasmtime::Error, Option<StorageError>)>((wrap(bindings), backend))
+                })
+                .await
             });
+            let (bindings, backend) = match opened {
+                Ok(Ok(opened)) => opened,
+                Ok(Err((_, Some(refused)))) => return Err(refused),
+                Ok(Err((trapped, None))) => return Err(self.failed(trap_with_fault("open", trapped, &limits))),
+                Err(_) => return Err(elapsed("open", &limits)),
+            };
             self.live = Some(Live { store, bindings, backend });
         }
         Ok(self.live.as_mut().expect("instance just created"))
@@ -398,7 +436,7 @@ impl Session {
         ))?;
         if page.entries.len() > page_size as usize {
             let message = format!("the adapter listed {} keys for a page of {page_size}", page.entries.len());
-            return Err(self.failed(StorageError::new(ErrorKind::AdapterFailed, "list", message)));
+            return Err(self.failed((StorageError::new(ErrorKind::AdapterFailed, "list", message), true)));
         }
         let bytes = page.entries.iter().map(|e| e.key.len() + e.etag.as_ref().map_or(0, String::len) + 32).sum();
         self.bounded("list", page, bytes)

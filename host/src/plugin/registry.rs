@@ -32,7 +32,8 @@ pub struct Adapter {
 }
 
 /// Failed calls of one loaded adapter, for quarantine. A failed call is one the adapter broke:
-/// a trap (panic, memory cap, spinning past the deadline) or an oversized answer. Typed storage
+/// a crash or spinning past the deadline (not the memory cap or an oversized answer: large data
+/// can cause those, and users must not quarantine an adapter for everyone). Typed storage
 /// errors and waits on a slow network are not the adapter's fault and do not count. Installing a
 /// new version starts from a clean record.
 #[derive(Debug, Default)]
@@ -86,6 +87,8 @@ pub struct Registry {
     pub cache: Arc<HostCache>,
     /// Storage types that may be loaded (`--allowed-adapters`); empty allows all.
     allowed_types: Vec<String>,
+    /// Held while an installed adapter's file is written and registered.
+    installing: tokio::sync::Mutex<()>,
     dir: PathBuf,
     cache_dir: PathBuf,
     adapters: RwLock<BTreeMap<String, Arc<Adapter>>>,
@@ -153,6 +156,7 @@ impl Registry {
             linker,
             cache: Arc::default(),
             allowed_types: Vec::new(),
+            installing: tokio::sync::Mutex::new(()),
             dir: dir.to_path_buf(),
             cache_dir: cache_dir.to_path_buf(),
             adapters: RwLock::new(BTreeMap::new()),
@@ -170,7 +174,9 @@ impl Registry {
     /// Validates, compiles (or loads from the cache) and describes a component.
     async fn compile(&self, bytes: &[u8], file: &str) -> anyhow::Result<Adapter> {
         let started = Instant::now();
-        let loaded = engine::load(&self.engine, bytes, &self.cache_dir)?;
+        // Compiling takes up to a second of CPU: off the async workers, so requests keep flowing.
+        let (engine, owned, cache_dir) = (self.engine.clone(), bytes.to_vec(), self.cache_dir.clone());
+        let loaded = tokio::task::spawn_blocking(move || engine::load(&engine, &owned, &cache_dir)).await??;
         tracing::info!(
             file,
             cached = loaded.cached,
@@ -240,7 +246,9 @@ impl Registry {
         let mut adapter = self.compile(bytes, "uploaded").await?;
         let type_name = adapter.info.type_name.clone();
         adapter.file = format!("{type_name}.wasm");
-        let tmp = self.dir.join(format!(".{type_name}.wasm.tmp"));
+        // One install at a time: the file saved and the adapter registered stay the same one.
+        let _installing = self.installing.lock().await;
+        let tmp = self.dir.join(format!(".{type_name}.{}.wasm.tmp", uuid::Uuid::new_v4()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, self.dir.join(&adapter.file))?;
         Ok(self.register(adapter))
@@ -260,6 +268,12 @@ impl Registry {
         }
         let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let adapter = self.compile(&bytes, &file).await?;
+        let _installing = self.installing.lock().await;
+        // The file may have changed while compiling (a newer copy, or an upload): register only
+        // what is still there; the watcher's next event brings the newer content.
+        if std::fs::read(path).map(|now| engine::content_hash(&now) != hash).unwrap_or(true) {
+            return Ok(None);
+        }
         Ok(Some(self.register(adapter)))
     }
 

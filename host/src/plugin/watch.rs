@@ -61,6 +61,8 @@ where
                     }
                     last = now;
                 }
+                // Out of `pending` before loading: an event during the load starts a new wait,
+                // so the last write is never missed (a same-content reload is a no-op).
                 pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&path);
                 if last.is_some() {
                     load(path).await;

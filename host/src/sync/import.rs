@@ -67,9 +67,20 @@ async fn fetch_tasks(
     let work = sessions.enumerate().map(|(lane, session)| async move {
         let mut out = Vec::new();
         for (i, entry) in entries.iter().enumerate().skip(lane).step_by(lanes) {
-            let parsed = match with_retry!(session.get(&entry.key, None)) {
-                Ok(object) => parse_task_file(&entry.key, &object.body, check_extension),
-                Err(e) => Err(e.to_string()),
+            let limit = app.registry.limits.max_response_bytes as u64;
+            let parsed = if entry.size > limit {
+                // Known too big from the listing: not read at all (the adapter would hold it
+                // whole in memory, and the answer would be refused anyway).
+                Err(format!(
+                    "get: the object is {} MiB, more than the {} MiB an adapter may answer (--max-response-mib)",
+                    entry.size.div_ceil(1 << 20),
+                    limit >> 20
+                ))
+            } else {
+                match with_retry!(session.get(&entry.key, None)) {
+                    Ok(object) => parse_task_file(&entry.key, &object.body, check_extension),
+                    Err(e) => Err(e.to_string()),
+                }
             };
             out.push((i, parsed));
         }
