@@ -94,3 +94,24 @@ table() { # LABEL_WIDTH TITLE [LABEL VALUE]...: the figures, under a "figure" he
     printf "\n%-${width}s %12s\n" "$title" "figure"
     printf "%-${width}s %12s\n" "$@"
 }
+
+# ApacheBench (Debian apache2-utils) on the resolver link of the project's first task
+# (GET /tasks/ID/resolve/?fileuri=..., redirects not followed). One request first: a 303 to a
+# presigned URL whose bytes match BODY_REGEX, else no figure. Then REQUESTS requests over CLIENTS
+# keep-alive-less connections, all of them answered with the redirect (ab counts them "Non-2xx").
+presign_ab() { # PROJECT BODY_REGEX REQUESTS CLIENTS; sets AB_RATE (resolves/s, or "(no ab)")
+    local link loc body out
+    link=$(api GET "/api/tasks/?project=$1&page_size=1" | python3 -c \
+        "import json, sys; print(json.load(sys.stdin)['tasks'][0]['data'].get('text'))")
+    [[ $link == /tasks/* ]] || { echo "first task's text: $link (want a /tasks/ resolver link)" >&2; exit 1; }
+    loc=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' -H "Authorization: Token $TOKEN" "$URL$link")
+    [[ ${loc%% *} == 303 ]] || { echo "resolve $link -> $loc (want 303)" >&2; exit 1; }
+    body=$(curl -sS "${loc#* }")
+    [[ $body =~ $2 ]] || { echo "presigned ${loc#* } -> '$body'" >&2; exit 1; }
+    AB_RATE="(no ab)"
+    command -v ab >/dev/null || return 0
+    out=$(ab -q -n "$3" -c "$4" -H "Authorization: Token $TOKEN" "$URL$link" 2>&1) || { echo "$out" >&2; exit 1; }
+    grep -Eq "^Complete requests: +$3\$" <<<"$out" && grep -Eq "^Non-2xx responses: +$3\$" <<<"$out" ||
+        { echo "$out" >&2; echo "ab: not all $3 requests answered with the redirect" >&2; exit 1; }
+    AB_RATE=$(awk '/^Requests per second/ {printf "%.0f", $4}' <<<"$out")
+}

@@ -44,8 +44,9 @@ pub fn query_string(query: &[(&str, &str)]) -> String {
     out
 }
 
-/// An HTTP request about to be sent.
-#[derive(Debug)]
+/// An HTTP request about to be sent. `Debug` shows no secret: method, scheme, authority, the path
+/// without its query (which may hold a SAS or V4 signature), header names only (`authorization`,
+/// `x-ms-*` and `x-goog-*` values may be credentials) and the body's length only.
 pub struct Request {
     /// `GET`, `HEAD`, `PUT`, `POST`, `DELETE` or another verb.
     pub method: &'static str,
@@ -59,6 +60,29 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Sent for `PUT` and `POST` only.
     pub body: Vec<u8>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (path, query) = match self.path_and_query.split_once('?') {
+            Some((path, _)) => (path, Some("<omitted>")),
+            None => (self.path_and_query.as_str(), None),
+        };
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("https", &self.https)
+            .field("authority", &self.authority)
+            .field("path", &path)
+            .field("query", &query)
+            .field("headers", &header_names(&self.headers))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// The names of `headers`, for `Debug` output without their values.
+fn header_names(headers: &[(String, String)]) -> Vec<&str> {
+    headers.iter().map(|(name, _)| name.as_str()).collect()
 }
 
 impl Request {
@@ -77,13 +101,25 @@ impl Request {
     }
 }
 
-/// A response, body read in full (empty for `HEAD`).
-#[derive(Debug)]
+/// A response, body read in full (empty for `HEAD`). `Debug` shows the status, header names and
+/// the body's length only: a body may hold a credential (an OAuth2 token answer).
 pub struct Response {
+    /// The HTTP status code (`200`, `206`, `404`, ...); any status is a response, not an error.
     pub status: u16,
     /// Names as the host gives them (lower case); values that are not UTF-8 are dropped.
     pub headers: Vec<(String, String)>,
+    /// The whole body, as received (not decoded); empty for `HEAD` and bodiless answers.
     pub body: Vec<u8>,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &header_names(&self.headers))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl Response {
@@ -194,6 +230,8 @@ pub enum EndpointError {
 }
 
 impl EndpointError {
+    /// Why, in words, as messages end: `it must start with http:// or https://`, `only scheme,
+    /// host, port and path are allowed`, `the host is missing`.
     pub fn reason(self) -> &'static str {
         match self {
             EndpointError::Scheme => "it must start with http:// or https://",
@@ -567,6 +605,40 @@ mod tests {
             "the connection string's BlobEndpoint is not a valid URL: only scheme, host, port and path are allowed"
         );
         assert_eq!(EndpointError::NoHost.to_string(), "the host is missing");
+    }
+
+    /// `Debug` of a request or response never shows header values, the query or the body.
+    #[test]
+    fn debug_hides_secrets() {
+        let request = Request {
+            method: "PUT",
+            https: true,
+            authority: "acct.blob.core.windows.net".into(),
+            path_and_query: "/c/k?sv=2021-08-06&sig=SIGNATURE%3D".into(),
+            headers: vec![
+                ("authorization".into(), "SharedKey acct:SHAREDKEYSIG".into()),
+                ("x-goog-signature".into(), "GOOGSIG".into()),
+                ("x-ms-copy-source-authorization".into(), "Bearer MSTOKEN".into()),
+            ],
+            body: b"BODYSECRET".to_vec(),
+        };
+        let shown = format!("{request:?}");
+        for secret in ["SIGNATURE", "sig=", "sv=", "SHAREDKEYSIG", "GOOGSIG", "MSTOKEN", "BODYSECRET"] {
+            assert!(!shown.contains(secret), "{shown} shows {secret}");
+        }
+        for shown_part in ["PUT", "acct.blob.core.windows.net", "\"/c/k\"", "authorization", "x-goog-signature", "10"] {
+            assert!(shown.contains(shown_part), "{shown} lacks {shown_part}");
+        }
+        let plain = Endpoint::parse("http://h").unwrap().request("GET", "/b/k".into(), vec![], vec![]);
+        assert!(format!("{plain:?}").contains("query: None"), "{plain:?}");
+        let response = Response {
+            status: 200,
+            headers: vec![("set-cookie".into(), "COOKIE".into())],
+            body: br#"{"access_token":"TOKEN"}"#.to_vec(),
+        };
+        let shown = format!("{response:?}");
+        assert!(!shown.contains("TOKEN") && !shown.contains("COOKIE"), "{shown}");
+        assert!(shown.contains("200") && shown.contains("set-cookie"), "{shown}");
     }
 
     /// Without wasi:http (native), a request is refused, naming the host only.

@@ -63,7 +63,12 @@ pub const WIT_VERSION: &str = "0.1.0";
 /// each a (name, value) pair in plain text (booleans `true`/`false`, integers in decimal).
 #[derive(Clone, Default)]
 pub struct Config {
+    /// The plain settings (those not marked [`Setting::secret`]), as `(name, value)` pairs; a
+    /// setting the user left empty may come as `""` or be absent.
     pub settings: Vec<(String, String)>,
+    /// The secret settings ([`Setting::secret`]: keys, passwords, tokens), as `(name, value)`
+    /// pairs, filled from an environment fallback when the operator allows it. Never put a value in
+    /// a message or a log; `Debug` shows names only.
     pub secrets: Vec<(String, String)>,
 }
 
@@ -142,11 +147,21 @@ impl Setting {
 /// `Transient`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
+    /// The bucket, container, object or key does not exist ([`Error::NotFound`]).
     NotFound,
+    /// Credentials missing, wrong or not allowed, or a connection the host refused
+    /// ([`Error::Denied`]).
     Denied,
+    /// Too many requests or an overloaded service; retried after a delay ([`Error::Throttled`],
+    /// which carries only the delay).
     Throttled,
+    /// A failure the same call may not meet again (network, timeout, a 5xx); retried
+    /// ([`Error::Transient`]).
     Transient,
+    /// The storage as configured cannot work (a malformed setting, a bad request): the user must
+    /// change it ([`Error::InvalidConfig`]).
     InvalidConfig,
+    /// The storage or service does not offer the operation ([`Error::Unsupported`]).
     Unsupported,
 }
 
@@ -200,18 +215,50 @@ pub trait Backend: Sized + 'static {
     fn list(&self, _prefix: &str, _cursor: Option<String>, _page_size: u32, _recursive: bool) -> Result<Page, Error> {
         Err(unsupported("list"))
     }
+    /// The [`Entry`] of one object: its `key` as given, `size` in bytes, and `etag` and
+    /// `last_modified` (milliseconds since the Unix epoch) when the storage knows them.
+    ///
+    /// # Errors
+    /// `not-found` when there is no such object; otherwise as any call (`denied`, `transient`,
+    /// `throttled`, `invalid-config`). Default: `unsupported`.
     fn stat(&self, _key: &str) -> Result<Entry, Error> {
         Err(unsupported("stat"))
     }
+    /// The bytes of one object, all of them or the inclusive `range` (`end: None` reads to the
+    /// end; a range starting past the end reads as empty, not as an error), with
+    /// [`Object::total_size`] the size of the whole object in bytes (not of the range), and the
+    /// object's ETag, content type and last modification when known.
+    ///
+    /// # Errors
+    /// `not-found` when there is no such object; otherwise as any call. Default: `unsupported`.
     fn get(&self, _key: &str, _range: Option<ByteRange>) -> Result<Object, Error> {
         Err(unsupported("get"))
     }
+    /// Writes `body` as the whole object `key`, replacing any object of that key; `content_type`
+    /// is stored where the storage keeps one (`None` or empty: the storage's default).
+    ///
+    /// # Errors
+    /// `denied` when the credentials may not write; otherwise as any call. Default: `unsupported`.
     fn put(&self, _key: &str, _body: Vec<u8>, _content_type: Option<String>) -> Result<(), Error> {
         Err(unsupported("put"))
     }
+    /// Deletes the objects `keys`; a key with no object is not an error (deleting is idempotent).
+    ///
+    /// # Errors
+    /// The first failure other than a missing object (`denied` when the credentials may not
+    /// delete); keys before it may already be gone. Default: `unsupported`.
     fn delete(&self, _keys: Vec<String>) -> Result<(), Error> {
         Err(unsupported("delete"))
     }
+    /// An absolute `http(s)` URL through which a browser may perform `method` on `key` (GET: read
+    /// it, PUT: write it) without other credentials, for about `ttl_seconds` seconds where the
+    /// storage can limit it. The host hands it to clients (a `303` to it), so it must carry no
+    /// credential of the storage itself, only a signature limited to that object.
+    ///
+    /// # Errors
+    /// `unsupported` when this storage cannot make such a URL (e.g. it has no signing key; an
+    /// adapter that never can leaves [`Capabilities::PRESIGN`] out); otherwise as any call.
+    /// Default: `unsupported`.
     fn presign(&self, _method: Method, _key: &str, _ttl_seconds: u32) -> Result<String, Error> {
         Err(unsupported("presign"))
     }

@@ -173,14 +173,18 @@ pub fn past_the_end(response: &Response, total_size: u64) -> Object {
 }
 
 /// The body of a successful `GET` sent with `range` (if any), and the object's total size in bytes:
-/// a 206 answer is the range (total from `Content-Range`, else the body's length); a 200 answer is
-/// the whole object, from a server that ignored `Range`, and is cut to the range here.
-pub fn ranged_body(response: Response, range: Option<&ByteRange>) -> (Vec<u8>, u64) {
+/// a 206 answer is the range, the total taken from its `Content-Range`; a 200 answer is the whole
+/// object, from a server that ignored `Range`, and is cut to the range here (the total is then its
+/// length).
+///
+/// The total is `None` for a 206 answer whose `Content-Range` is missing, unreadable or gives no
+/// complete length (`bytes 0-9/*`): the body's length is the range's, not the object's, so it is
+/// never reported as the total. The caller then learns the size otherwise, e.g. from a `HEAD` or
+/// the object's metadata ([`Object::total_size`] has no "unknown").
+pub fn ranged_body(response: Response, range: Option<&ByteRange>) -> (Vec<u8>, Option<u64>) {
     if response.status == 206 {
         let total = response.header("content-range").and_then(content_range_total);
-        let body = response.body;
-        let total = total.unwrap_or(body.len() as u64);
-        return (body, total);
+        return (response.body, total);
     }
     let mut body = response.body;
     let total = body.len() as u64;
@@ -189,7 +193,7 @@ pub fn ranged_body(response: Response, range: Option<&ByteRange>) -> (Vec<u8>, u
         let end = r.end.map_or(total, |e| e.saturating_add(1).min(total)) as usize;
         body = body[start..end.max(start)].to_vec();
     }
-    (body, total)
+    (body, Some(total))
 }
 
 #[cfg(test)]
@@ -299,13 +303,24 @@ mod tests {
     fn ranged_bodies() {
         let range = ByteRange { start: 2, end: Some(4) };
         let partial = response(206, &[("content-range", "bytes 2-4/10")], b"234");
-        assert_eq!(ranged_body(partial, Some(&range)), (b"234".to_vec(), 10));
-        assert_eq!(ranged_body(response(206, &[], b"234"), Some(&range)), (b"234".to_vec(), 3));
-        assert_eq!(ranged_body(response(200, &[], b"0123456789"), Some(&range)), (b"234".to_vec(), 10));
+        assert_eq!(ranged_body(partial, Some(&range)), (b"234".to_vec(), Some(10)));
+        assert_eq!(ranged_body(response(200, &[], b"0123456789"), Some(&range)), (b"234".to_vec(), Some(10)));
         let open = ByteRange { start: 8, end: None };
-        assert_eq!(ranged_body(response(200, &[], b"0123456789"), Some(&open)), (b"89".to_vec(), 10));
+        assert_eq!(ranged_body(response(200, &[], b"0123456789"), Some(&open)), (b"89".to_vec(), Some(10)));
         let past = ByteRange { start: 20, end: Some(30) };
-        assert_eq!(ranged_body(response(200, &[], b"0123456789"), Some(&past)), (vec![], 10));
-        assert_eq!(ranged_body(response(200, &[], b"0123456789"), None), (b"0123456789".to_vec(), 10));
+        assert_eq!(ranged_body(response(200, &[], b"0123456789"), Some(&past)), (vec![], Some(10)));
+        assert_eq!(ranged_body(response(200, &[], b"0123456789"), None), (b"0123456789".to_vec(), Some(10)));
+    }
+
+    /// A 206 answer without a complete length in `Content-Range` leaves the total unknown: the
+    /// range's length is not the object's size.
+    #[test]
+    fn partial_answers_without_a_total() {
+        let range = ByteRange { start: 2, end: Some(4) };
+        assert_eq!(ranged_body(response(206, &[], b"234"), Some(&range)), (b"234".to_vec(), None));
+        let unknown = response(206, &[("content-range", "bytes 2-4/*")], b"234");
+        assert_eq!(ranged_body(unknown, Some(&range)), (b"234".to_vec(), None));
+        let garbled = response(206, &[("content-range", "bytes 2-4")], b"234");
+        assert_eq!(ranged_body(garbled, Some(&range)), (b"234".to_vec(), None));
     }
 }

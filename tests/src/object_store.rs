@@ -131,7 +131,12 @@ impl ObjectStore for GcsEnv {
         &self.endpoint
     }
 
-    /// None: the emulator needs no key, so the storages send none.
+    /// None, and not by oversight: the shared flows ([`fields`](Self::fields), hence
+    /// `connection_checks`' leak check) configure no GCS secret at all, since fake-gcs-server
+    /// checks no credentials; an empty list is the truth, not a placeholder, so the check is
+    /// vacuous for GCS. The service-account key is sent only by `tests/gcs.rs`'s own tests:
+    /// [`special_keys`] (an extra `google_application_credentials`) checks the field is
+    /// write-only, and the malformed-key test that no answer repeats the key.
     fn secret_values(&self) -> Vec<&str> {
         vec![]
     }

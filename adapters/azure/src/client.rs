@@ -20,7 +20,12 @@ pub struct Client {
     pub config: AzureConfig,
 }
 
+/// `unsupported`, the answer of [`Client::presign`] for a storage with only a SAS token: the URL
+/// would carry the user's own token to every annotator's browser.
+pub const SAS_PRESIGN: &str = "presigned URLs need an account key; a SAS-token storage is served through stowage";
+
 impl Client {
+    /// A client for `config`. No I/O.
     pub fn new(config: AzureConfig) -> Client {
         Client { config }
     }
@@ -97,9 +102,11 @@ impl Client {
     /// A URL that grants `method` on `key` for `ttl` (at least 1 s):
     /// - with an account key, `{endpoint}/{container}/{blob}?{service SAS}` (`sp=r` for GET,
     ///   `sp=cw` for PUT; `st` 15 minutes back for clock skew; `spr=https` on an https endpoint);
-    /// - with only a SAS token, the blob URL with that token: its own expiry and permissions
-    ///   apply, not `ttl`;
     /// - anonymous, the plain blob URL (public containers).
+    ///
+    /// # Errors
+    /// `unsupported` ([`SAS_PRESIGN`]) with only a SAS token: a URL would have to carry the user's
+    /// own token (write-only, like the other credentials), so the host serves such objects itself.
     pub fn presign(&self, method: Method, key: &str, ttl: Duration) -> Result<String, Error> {
         let url = format!("{}{}", self.config.endpoint.origin(), self.blob_path(key));
         match &self.config.auth {
@@ -119,7 +126,7 @@ impl Client {
                 };
                 Ok(format!("{url}?{}", sas.token(account_key)))
             }
-            Auth::Sas(token) => Ok(format!("{url}?{token}")),
+            Auth::Sas(_) => Err(Error::Unsupported(SAS_PRESIGN.into())),
             Auth::Anonymous => Ok(url),
         }
     }
@@ -171,17 +178,19 @@ mod tests {
         assert!(!url.contains(KEY));
     }
 
-    /// With only a SAS token, URLs carry the user's token; anonymous storages get plain URLs.
+    /// With only a SAS token there is no presigned URL (it would carry the user's token), for
+    /// either method; anonymous storages get plain URLs.
     #[test]
     fn sas_and_anonymous_urls() {
         let c = client(
             &[("container", "images"), ("azure_endpoint", "http://127.0.0.1:10000/acct")],
-            &[("sas_token", "?sv=2021-08-06&sr=c&sp=rl&sig=abc%3D")],
+            &[("sas_token", "?sv=2021-08-06&sr=c&sp=rlcw&sig=abc%3D")],
         );
-        assert_eq!(
-            c.presign(Method::Get, "a b", Duration::from_secs(5)).unwrap(),
-            "http://127.0.0.1:10000/acct/images/a%20b?sv=2021-08-06&sr=c&sp=rl&sig=abc%3D"
-        );
+        for method in [Method::Get, Method::Put] {
+            let Err(Error::Unsupported(m)) = c.presign(method, "a b", Duration::from_secs(5)) else { panic!() };
+            assert_eq!(m, "presigned URLs need an account key; a SAS-token storage is served through stowage");
+            assert!(!m.contains("abc"));
+        }
         let c = client(&[("container", "images")], &[("account_name", "acct")]);
         assert_eq!(
             c.presign(Method::Get, "k", Duration::from_secs(5)).unwrap(),

@@ -39,7 +39,8 @@ pub enum Auth {
     /// every request is signed with SharedKey, presigned URLs are service SAS made with the key.
     SharedKey { account: String, key: Vec<u8> },
     /// `sas_token` (or a connection string's `SharedAccessSignature`) only: the token, without its
-    /// leading `?`, is appended to every request and to "presigned" URLs.
+    /// leading `?`, is appended to every request. There are no presigned URLs then (they would
+    /// carry the token): `presign` is `unsupported` and the host serves the objects itself.
     Sas(String),
     /// No credentials: unsigned requests, for public containers.
     Anonymous,
@@ -121,9 +122,15 @@ pub fn account_endpoint(account: &str, https: bool, suffix: &str) -> Endpoint {
 pub struct ConnectionString {
     /// `DefaultEndpointsProtocol`: `https` (default) or `http`.
     pub https: bool,
+    /// `AccountName`: used when the `account_name` setting is empty.
     pub account_name: Option<String>,
+    /// `AccountKey` (base64, decoded later): used when the `account_key` setting is empty; with an
+    /// account name it makes SharedKey credentials, which win over any SAS token.
     pub account_key: Option<String>,
+    /// `BlobEndpoint`, as written (parsed later): the endpoint when `azure_endpoint` is empty.
     pub blob_endpoint: Option<String>,
+    /// `SharedAccessSignature`, as written (checked later): used when there is no account key and
+    /// the `sas_token` setting is empty.
     pub sas: Option<String>,
     /// `EndpointSuffix`, default [`DEFAULT_ENDPOINT_SUFFIX`].
     pub endpoint_suffix: Option<String>,
@@ -197,9 +204,12 @@ fn sas_token(raw: &str, field: &str) -> Result<String, Error> {
 impl AzureConfig {
     /// Parses and validates the settings. No I/O.
     ///
-    /// Credentials, in order: `account_name` + `account_key` (SharedKey), then `sas_token`, then
-    /// the connection string's `AccountKey` or `SharedAccessSignature`; a setting always wins over
-    /// the same part of `connection_string`. Without any: anonymous.
+    /// Credentials, first match wins (as `docs.md` says): an account name and an account key
+    /// (SharedKey), each from its setting (`account_name`, `account_key`) or else from the
+    /// connection string (`AccountName`, `AccountKey`); then a SAS token, from `sas_token` or else
+    /// the connection string's `SharedAccessSignature`. So a connection string's `AccountKey` wins
+    /// over a `sas_token` setting, and a setting always wins over the same part of
+    /// `connection_string`. Without any: anonymous.
     ///
     /// # Errors
     /// `invalid-config` for a missing or malformed container, a malformed endpoint, connection
@@ -357,6 +367,23 @@ mod tests {
             let e = AzureConfig::from_config(&config(&[("container", "c01")], &[("connection_string", bad)]));
             assert!(matches!(e, Err(Error::InvalidConfig(_))), "{bad}");
         }
+    }
+
+    /// The documented precedence: an account key (setting or connection string) beats any SAS
+    /// token (setting or connection string); a `sas_token` setting beats the connection string's.
+    #[test]
+    fn credential_precedence() {
+        let open = |secrets: &[(&str, &str)]| AzureConfig::from_config(&config(&[("container", "c01")], secrets));
+        let with_key = format!("AccountName=acct;AccountKey={KEY};SharedAccessSignature=sv=1&sig=conn");
+        let c = open(&[("connection_string", &with_key), ("sas_token", "sv=1&sig=setting")]).unwrap();
+        assert!(matches!(&c.auth, Auth::SharedKey { account, .. } if account == "acct"));
+        let c = open(&[("account_name", "acct"), ("account_key", KEY), ("sas_token", "sig=setting")]).unwrap();
+        assert!(matches!(&c.auth, Auth::SharedKey { .. }));
+        let sas_only = "AccountName=acct;SharedAccessSignature=sv=1&sig=conn";
+        let c = open(&[("connection_string", sas_only), ("sas_token", "sv=1&sig=setting")]).unwrap();
+        assert_eq!(c.auth, Auth::Sas("sv=1&sig=setting".into()));
+        let c = open(&[("connection_string", sas_only)]).unwrap();
+        assert_eq!(c.auth, Auth::Sas("sv=1&sig=conn".into()));
     }
 
     #[test]

@@ -116,9 +116,15 @@ pub fn code_kind(code: &str) -> Option<(ErrorKind, &'static str)> {
 /// A failed response, parsed: status, Azure code (if any) and the kind.
 #[derive(Debug, PartialEq)]
 pub struct AzureFailure {
+    /// The HTTP status of the answer.
     pub status: u16,
+    /// The Azure error code (`x-ms-error-code`, else `<Error><Code>` of the body:
+    /// `BlobNotFound`, `AuthenticationFailed`, ...), kept only if it looks like a code (never the
+    /// server's message); `None` otherwise.
     pub code: Option<String>,
+    /// The error kind the code (else the status) maps to.
     pub kind: ErrorKind,
+    /// `Retry-After`, in seconds.
     pub retry_after: Option<u32>,
 }
 

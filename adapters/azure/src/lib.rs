@@ -13,7 +13,7 @@ pub mod xml;
 
 use std::time::Duration;
 
-use stowage_sdk::http::{Response, content_range_total, range_header, unquote_etag};
+use stowage_sdk::http::{Response, range_header, unquote_etag};
 use stowage_sdk::object_store::{self as store, ListApi, ListRequest, blob_uri, bucket_uri, entry_from_headers};
 use stowage_sdk::time::http_date_millis;
 use stowage_sdk::{
@@ -97,6 +97,26 @@ pub fn page_of(listing: ListResult) -> Page {
     store::page(entries, listing.next_marker)
 }
 
+/// The object of a successful Get Blob answer sent with `range` (if any), by the SDK's
+/// [`store::ranged_body`]: a 206 is the range, a 200 (a server that ignored `x-ms-range`) is the
+/// whole blob, cut to the range here. The total size comes from `Content-Range` or the whole body;
+/// when a 206 gives none, from `size_of` (Get Blob Properties), never from the range's length.
+pub fn object_of(
+    key: &str,
+    response: Response,
+    range: Option<&ByteRange>,
+    size_of: impl FnOnce() -> Result<u64, Error>,
+) -> Result<Object, Error> {
+    let entry = entry_from_headers(key, &response);
+    let content_type = response.header("content-type").map(str::to_string);
+    let (body, total_size) = store::ranged_body(response, range);
+    let total_size = match total_size {
+        Some(total) => total,
+        None => size_of()?,
+    };
+    Ok(Object { body, total_size, etag: entry.etag, content_type, last_modified: entry.last_modified })
+}
+
 impl Backend for Azure {
     fn describe() -> AdapterInfo {
         AdapterInfo {
@@ -121,7 +141,8 @@ impl Backend for Azure {
                 Setting::text(
                     "sas_token",
                     "Shared access signature (with or without the leading ?) used instead of an account key; \
-                     needs rl to import, cwl (and d to delete) to export; presigned URLs then carry this token",
+                     needs rl to import, cwl (and d to delete) to export; objects are then served through stowage, \
+                     never by presigned URLs (they would carry this token)",
                 )
                 .secret(),
                 Setting::text(
@@ -135,7 +156,8 @@ impl Backend for Azure {
                     "azure_endpoint",
                     "Blob service endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1 for Azurite (path-style) or \
                      https://acct.blob.core.chinacloudapi.cn; empty for https://{account_name}.blob.core.windows.net. \
-                     The only host this storage may reach besides *.blob.core.windows.net",
+                     When set, the only host and port this storage may reach (*.blob.core.windows.net is then \
+                     not reachable); when empty, only *.blob.core.windows.net",
                 ),
             ],
             grants: vec![GrantRequest::Http(HttpGrant {
@@ -187,8 +209,9 @@ impl Backend for Azure {
         Ok(entry_from_headers(key, &response))
     }
 
-    /// Get Blob, with `x-ms-range: bytes=a-b` (or `bytes=a-`) for a range. A range starting past
-    /// the end reads as empty, as a local file read would.
+    /// Get Blob, with `x-ms-range: bytes=a-b` (or `bytes=a-`) for a range ([`object_of`]: a server
+    /// that ignores the header gets its whole answer cut to the range). A range starting past the
+    /// end reads as empty, as a local file read would.
     fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Object, Error> {
         let headers = range.iter().map(|r| ("x-ms-range".to_string(), range_header(r))).collect();
         let response = self.client.send("GET", self.client.blob_path(key), &[], headers, vec![])?;
@@ -205,16 +228,7 @@ impl Backend for Azure {
         if !response.is_success() {
             return Err(Self::failure(&response).into_error(&self.client.what(key)));
         }
-        let entry = entry_from_headers(key, &response);
-        let total_size = response.header("content-range").and_then(content_range_total).unwrap_or(entry.size);
-        let content_type = response.header("content-type").map(str::to_string);
-        Ok(Object {
-            body: response.body,
-            total_size,
-            etag: entry.etag,
-            content_type,
-            last_modified: entry.last_modified,
-        })
+        object_of(key, response, range.as_ref(), || self.stat(key).map(|entry| entry.size))
     }
 
     /// Put Blob (`x-ms-blob-type: BlockBlob`, one request; Azure takes up to 5000 MiB that way).
@@ -242,7 +256,8 @@ impl Backend for Azure {
     }
 
     /// A service SAS URL valid `ttl_seconds` (`se`), read-only for GET, create+write for PUT; see
-    /// [`Client::presign`] for storages without an account key.
+    /// [`Client::presign`] for storages without an account key (`unsupported` with only a SAS
+    /// token, the plain blob URL when anonymous).
     fn presign(&self, method: Method, key: &str, ttl_seconds: u32) -> Result<String, Error> {
         self.client.presign(method, key, Duration::from_secs(u64::from(ttl_seconds)))
     }
@@ -326,6 +341,36 @@ mod tests {
         let page = page_of(listing);
         assert_eq!(page.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["a/b.jpg"]);
         assert_eq!(page.next_cursor.as_deref(), Some("m"));
+    }
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Response { status, headers, body: body.to_vec() }
+    }
+
+    /// A 200 answer to a ranged Get Blob (the range ignored) is cut to the range; a 206 answer's
+    /// total comes from `Content-Range`, or from Get Blob Properties when it has none, never from
+    /// the range's `Content-Length`.
+    #[test]
+    fn ranged_gets() {
+        let range = ByteRange { start: 2, end: Some(4) };
+        let no_stat = || -> Result<u64, Error> { panic!("no stat needed") };
+        let whole =
+            answer(200, &[("content-length", "10"), ("etag", "\"e\""), ("content-type", "text/plain")], b"0123456789");
+        let o = object_of("k", whole, Some(&range), no_stat).unwrap();
+        assert_eq!((o.body.as_slice(), o.total_size), (b"234".as_slice(), 10));
+        assert_eq!((o.etag.as_deref(), o.content_type.as_deref()), (Some("e"), Some("text/plain")));
+        let partial = answer(206, &[("content-length", "3"), ("content-range", "bytes 2-4/10")], b"234");
+        let o = object_of("k", partial, Some(&range), no_stat).unwrap();
+        assert_eq!((o.body.as_slice(), o.total_size), (b"234".as_slice(), 10));
+        let bare = answer(206, &[("content-length", "3")], b"234");
+        let o = object_of("k", bare, Some(&range), || Ok(10)).unwrap();
+        assert_eq!((o.body.as_slice(), o.total_size), (b"234".as_slice(), 10));
+        let bare = answer(206, &[("content-length", "3")], b"234");
+        let e = object_of("k", bare, Some(&range), || Err(Error::NotFound("gone".into())));
+        assert!(matches!(e, Err(Error::NotFound(m)) if m == "gone"));
+        let o = object_of("k", answer(200, &[], b"0123"), None, no_stat).unwrap();
+        assert_eq!((o.body.as_slice(), o.total_size), (b"0123".as_slice(), 4));
     }
 
     /// Without wasi:http (native), a refused request names the host and nothing secret.

@@ -6,6 +6,7 @@
 //! `expires_in` seconds, sent as `Authorization: Bearer ...`.
 
 use std::cell::RefCell;
+use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -27,11 +28,19 @@ pub const ASSERTION_SECONDS: u64 = 3600;
 /// expires in flight.
 pub const REFRESH_MARGIN_SECONDS: u64 = 300;
 
-/// An access token and when it expires (Unix seconds).
-#[derive(Clone, Debug, PartialEq)]
+/// An access token and when it expires (Unix seconds). `Debug` shows the expiry only.
+#[derive(Clone, PartialEq)]
 pub struct Token {
+    /// The OAuth2 bearer token, sent as `Authorization: Bearer ...`: a credential.
     pub access_token: String,
+    /// When the token expires, in seconds since the Unix epoch.
     pub expires_at: u64,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token").field("access_token", &"<redacted>").field("expires_at", &self.expires_at).finish()
+    }
 }
 
 /// The signed JWT assertion for `account` at Unix time `now`.
@@ -153,6 +162,15 @@ mod tests {
 
     fn account() -> ServiceAccount {
         ServiceAccount::parse(TEST_KEY_JSON).unwrap()
+    }
+
+    /// `Debug` never shows the access token.
+    #[test]
+    fn debug_hides_the_token() {
+        let token = Token { access_token: "ya29.SECRET-TOKEN".into(), expires_at: 1_549_015_200 };
+        let shown = format!("{token:?}");
+        assert!(!shown.contains("SECRET-TOKEN") && !shown.contains("ya29"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("1549015200"), "{shown}");
     }
 
     /// The assertion is a JWT with Google's claims, verifiable with the account's public key.

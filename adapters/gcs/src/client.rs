@@ -18,6 +18,8 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for `config`: the API endpoint is `gcs_endpoint`, or `https://storage.googleapis.com`;
+    /// no token yet (the first authorized request asks for one). No I/O.
     pub fn new(config: GcsConfig) -> Client {
         let api = config.endpoint.clone().unwrap_or_else(|| Endpoint {
             https: true,
@@ -27,6 +29,7 @@ impl Client {
         Client { config, api, tokens: TokenCache::default() }
     }
 
+    /// The bucket name, as configured (validated, not encoded).
     pub fn bucket(&self) -> &str {
         &self.config.bucket
     }
@@ -143,47 +146,47 @@ mod tests {
 
     #[test]
     fn paths() {
-        let c = client(&[("bucket", "b")], false);
+        let c = client(&[("bucket", "bkt")], false);
         assert_eq!(
             c.object_path("a/b c+d.json", &[("alt", "media")]),
-            "/storage/v1/b/b/o/a%2Fb%20c%2Bd.json?alt=media"
+            "/storage/v1/b/bkt/o/a%2Fb%20c%2Bd.json?alt=media"
         );
         assert_eq!(
             c.objects_path(&[("prefix", "a/"), ("delimiter", "/")]),
-            "/storage/v1/b/b/o?prefix=a%2F&delimiter=%2F"
+            "/storage/v1/b/bkt/o?prefix=a%2F&delimiter=%2F"
         );
-        assert_eq!(c.bucket_path(&[]), "/storage/v1/b/b");
-        assert_eq!(c.upload_path("a/x#1.json"), "/upload/storage/v1/b/b/o?uploadType=media&name=a%2Fx%231.json");
+        assert_eq!(c.bucket_path(&[]), "/storage/v1/b/bkt");
+        assert_eq!(c.upload_path("a/x#1.json"), "/upload/storage/v1/b/bkt/o?uploadType=media&name=a%2Fx%231.json");
         assert_eq!(
             c.api.request("GET", c.bucket_path(&[]), vec![], vec![]).url(),
-            "https://storage.googleapis.com/storage/v1/b/b"
+            "https://storage.googleapis.com/storage/v1/b/bkt"
         );
-        let c = client(&[("bucket", "b"), ("gcs_endpoint", "http://127.0.0.1:4443/base/")], false);
+        let c = client(&[("bucket", "bkt"), ("gcs_endpoint", "http://127.0.0.1:4443/base/")], false);
         assert_eq!(
             c.api.request("GET", c.bucket_path(&[]), vec![], vec![]).url(),
-            "http://127.0.0.1:4443/base/storage/v1/b/b"
+            "http://127.0.0.1:4443/base/storage/v1/b/bkt"
         );
     }
 
     /// OAuth against Google, or an endpoint serving the token URI; anonymous for emulators.
     #[test]
     fn oauth_applies_to_google_only() {
-        assert!(client(&[("bucket", "b")], true).uses_oauth());
-        assert!(!client(&[("bucket", "b")], false).uses_oauth());
-        assert!(!client(&[("bucket", "b"), ("gcs_endpoint", "http://127.0.0.1:4443")], true).uses_oauth());
-        assert!(client(&[("bucket", "b"), ("gcs_endpoint", "https://oauth2.googleapis.com")], true).uses_oauth());
+        assert!(client(&[("bucket", "bkt")], true).uses_oauth());
+        assert!(!client(&[("bucket", "bkt")], false).uses_oauth());
+        assert!(!client(&[("bucket", "bkt"), ("gcs_endpoint", "http://127.0.0.1:4443")], true).uses_oauth());
+        assert!(client(&[("bucket", "bkt"), ("gcs_endpoint", "https://oauth2.googleapis.com")], true).uses_oauth());
     }
 
     /// Without credentials a presigned URL is the plain object URL; with them, path-style V4.
     #[test]
     fn presigned_urls() {
-        let c = client(&[("bucket", "b"), ("gcs_endpoint", "http://127.0.0.1:4443")], false);
-        assert_eq!(c.presign("GET", "dir/a b.jpg", 60).unwrap(), "http://127.0.0.1:4443/b/dir/a%20b.jpg");
-        let c = client(&[("bucket", "b")], false);
-        assert_eq!(c.presign("GET", "k", 60).unwrap(), "https://storage.googleapis.com/b/k");
-        let c = client(&[("bucket", "b"), ("gcs_endpoint", "http://127.0.0.1:4443")], true);
+        let c = client(&[("bucket", "bkt"), ("gcs_endpoint", "http://127.0.0.1:4443")], false);
+        assert_eq!(c.presign("GET", "dir/a b.jpg", 60).unwrap(), "http://127.0.0.1:4443/bkt/dir/a%20b.jpg");
+        let c = client(&[("bucket", "bkt")], false);
+        assert_eq!(c.presign("GET", "k", 60).unwrap(), "https://storage.googleapis.com/bkt/k");
+        let c = client(&[("bucket", "bkt"), ("gcs_endpoint", "http://127.0.0.1:4443")], true);
         let url = c.presign("PUT", "dir/a b.jpg", 90).unwrap();
-        assert!(url.starts_with("http://127.0.0.1:4443/b/dir/a%20b.jpg?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=test-iam-credentials%40dummy-project-id.iam.gserviceaccount.com%2F"), "{url}");
+        assert!(url.starts_with("http://127.0.0.1:4443/bkt/dir/a%20b.jpg?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=test-iam-credentials%40dummy-project-id.iam.gserviceaccount.com%2F"), "{url}");
         assert!(url.contains("&X-Goog-Expires=90&X-Goog-SignedHeaders=host&X-Goog-Signature="), "{url}");
         assert!(c.presign("GET", "k", 10_000_000).unwrap().contains("&X-Goog-Expires=604800&"));
     }

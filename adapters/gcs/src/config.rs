@@ -21,8 +21,8 @@ pub const GOOGLE_HOST: &str = "storage.googleapis.com";
 
 /// The settings of one GCS storage.
 pub struct GcsConfig {
-    /// `bucket` (required): the bucket name, checked against the characters Cloud Storage allows
-    /// (<https://cloud.google.com/storage/docs/buckets#naming>) so it cannot smuggle a path into a URL.
+    /// `bucket` (required): the bucket name, checked against Cloud Storage's naming rules
+    /// ([`valid_bucket_name`]) so it cannot smuggle a path into a URL.
     pub bucket: String,
     /// `prefix`: folder of the storage, without a trailing `/`, used by `check` and `export_key`
     /// (the host passes it to `list` as well). Default: none.
@@ -75,10 +75,22 @@ impl fmt::Debug for ServiceAccount {
     }
 }
 
-/// Characters Cloud Storage allows in bucket names (lowercase letters, digits, `-`, `_`, `.`),
-/// 1 to 222 of them. Uppercase is accepted too (emulators allow it; Google answers 400).
+/// Cloud Storage's bucket naming rules (<https://cloud.google.com/storage/docs/buckets#naming>):
+/// lowercase letters, digits, `-`, `_` and `.`; 3 to 63 characters, or up to 222 when the name
+/// has dots, each dot-separated part at most 63; starting and ending with a letter or digit; no
+/// `..` (which Google forbids, and which would climb out of `/storage/v1/b/{bucket}` in a URL).
+/// Not checked (Google answers 400): names that look like IP addresses, or that begin with `goog`
+/// or contain `google`.
 pub fn valid_bucket_name(bucket: &str) -> bool {
-    (1..=222).contains(&bucket.len()) && bucket.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    let bytes = bucket.as_bytes();
+    let letter_or_digit = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let max_len = if bucket.contains('.') { 222 } else { 63 };
+    (3..=max_len).contains(&bytes.len())
+        && bytes.iter().all(|b| letter_or_digit(b) || b"._-".contains(b))
+        && bytes.first().is_some_and(letter_or_digit)
+        && bytes.last().is_some_and(letter_or_digit)
+        && !bucket.contains("..")
+        && bucket.split('.').all(|part| part.len() <= 63)
 }
 
 /// `invalid-config` about the credentials. Messages name fields, never values.
@@ -157,7 +169,8 @@ impl GcsConfig {
         let bucket = config.require("bucket")?.trim().to_string();
         if !valid_bucket_name(&bucket) {
             return Err(Error::InvalidConfig(format!(
-                "Invalid bucket name \"{bucket}\": only letters, digits, \"-\", \"_\" and \".\" are allowed"
+                "Invalid bucket name \"{bucket}\": use 3 to 63 lowercase letters, digits, \"-\", \"_\" and \".\" (up to \
+                 222 with dots, at most 63 between two dots), starting and ending with a letter or digit, without \"..\""
             )));
         }
         let prefix = prefix_setting(config);
@@ -196,7 +209,7 @@ pub(crate) mod tests {
 
     #[test]
     fn defaults() {
-        let c = GcsConfig::from_config(&config(&[("bucket", "b"), ("prefix", "a/b//"), ("gcs_endpoint", "")], &[]))
+        let c = GcsConfig::from_config(&config(&[("bucket", "bkt"), ("prefix", "a/b//"), ("gcs_endpoint", "")], &[]))
             .unwrap();
         assert_eq!(c.prefix.as_deref(), Some("a/b"));
         assert!(c.endpoint.is_none() && c.credentials.is_none() && c.project_id.is_none());
@@ -205,7 +218,7 @@ pub(crate) mod tests {
     #[test]
     fn the_test_key_parses() {
         let c =
-            GcsConfig::from_config(&config(&[("bucket", "b")], &[("google_application_credentials", TEST_KEY_JSON)]))
+            GcsConfig::from_config(&config(&[("bucket", "bkt")], &[("google_application_credentials", TEST_KEY_JSON)]))
                 .unwrap();
         let sa = c.credentials.unwrap();
         assert_eq!(sa.client_email, "test-iam-credentials@dummy-project-id.iam.gserviceaccount.com");
@@ -261,7 +274,7 @@ pub(crate) mod tests {
     #[test]
     fn endpoints() {
         let c = GcsConfig::from_config(&config(
-            &[("bucket", "b"), ("gcs_endpoint", "https://Storage.Example.com:443/gcs/")],
+            &[("bucket", "bkt"), ("gcs_endpoint", "https://Storage.Example.com:443/gcs/")],
             &[],
         ))
         .unwrap();
@@ -270,7 +283,7 @@ pub(crate) mod tests {
             Some(Endpoint { https: true, authority: "storage.example.com".into(), base_path: "/gcs".into() })
         );
         let Err(Error::InvalidConfig(m)) =
-            GcsConfig::from_config(&config(&[("bucket", "b"), ("gcs_endpoint", "ftp://x")], &[]))
+            GcsConfig::from_config(&config(&[("bucket", "bkt"), ("gcs_endpoint", "ftp://x")], &[]))
         else {
             panic!()
         };
@@ -283,12 +296,50 @@ pub(crate) mod tests {
         );
     }
 
+    /// Google's naming rules: no `..` (a path climbing out of `/storage/v1/b/{bucket}`), no
+    /// uppercase, 3 to 63 characters (222 with dots, 63 between dots), a letter or digit at each end.
     #[test]
     fn bucket_names() {
-        assert!(valid_bucket_name("my.bucket-1_x"));
-        for bad in ["", "a/b", "a b", "evil.com:80", "b?x", "b#x"] {
+        let dotted = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(30)].join(".");
+        assert_eq!(dotted.len(), 222);
+        for good in ["my.bucket-1_x", "abc", "0ab", "a-b", "a_b", "stowage-test", &"x".repeat(63), dotted.as_str()] {
+            assert!(valid_bucket_name(good), "{good}");
+        }
+        let too_long_dotted = format!("{dotted}e");
+        let long_part = format!("{}.b", "a".repeat(64));
+        for bad in [
+            "",
+            "b",
+            "ab",
+            "..",
+            "...",
+            "a..b",
+            "a.b..c",
+            ".ab",
+            "ab.",
+            "-ab",
+            "ab-",
+            "_ab",
+            "ab_",
+            "Bucket",
+            "a/b",
+            "a b",
+            "evil.com:80",
+            "b?x",
+            "b#x",
+            "a%2Fb",
+            &"x".repeat(64),
+            &too_long_dotted,
+            &long_part,
+        ] {
             assert!(!valid_bucket_name(bad), "{bad}");
         }
+        let Err(Error::InvalidConfig(m)) = GcsConfig::from_config(&config(&[("bucket", "..")], &[])) else { panic!() };
+        assert_eq!(
+            m,
+            "Invalid bucket name \"..\": use 3 to 63 lowercase letters, digits, \"-\", \"_\" and \".\" (up to 222 with \
+             dots, at most 63 between two dots), starting and ending with a letter or digit, without \"..\""
+        );
         assert!(matches!(GcsConfig::from_config(&config(&[("bucket", "a/b")], &[])), Err(Error::InvalidConfig(_))));
         assert!(matches!(GcsConfig::from_config(&config(&[], &[])), Err(Error::InvalidConfig(_))));
     }

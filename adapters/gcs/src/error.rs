@@ -94,8 +94,13 @@ struct ErrorItem {
 /// A failed response, parsed: status, reason (if any) and the kind.
 #[derive(Debug, PartialEq)]
 pub struct GcsFailure {
+    /// The HTTP status of the answer.
     pub status: u16,
+    /// The first `error.errors[].reason` of the JSON error body (`notFound`, `forbidden`, ...),
+    /// kept only if it looks like a reason (never the server's free text); `None` otherwise.
     pub reason: Option<String>,
+    /// The error kind: `throttled` for the rate-limit reasons (`rateLimitExceeded`,
+    /// `userRateLimitExceeded`, sent with 403 by older APIs), else from the status.
     pub kind: ErrorKind,
     /// `Retry-After`, in seconds.
     pub retry_after: Option<u32>,

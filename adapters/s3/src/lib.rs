@@ -254,6 +254,11 @@ impl Backend for S3 {
         let entry = entry_from_headers(key, &response);
         let content_type = response.header("content-type").map(str::to_string);
         let (body, total_size) = ranged_body(response, range.as_ref());
+        // A 206 without the complete length in Content-Range: the size comes from a HEAD.
+        let total_size = match total_size {
+            Some(total) => total,
+            None => self.stat(key)?.size,
+        };
         Ok(Object { body, total_size, etag: entry.etag, content_type, last_modified: entry.last_modified })
     }
 
