@@ -148,6 +148,14 @@ impl Service {
         self.send(self.http.delete(format!("{}{path}", self.url))).await
     }
 
+    /// `POST /api/adapters` with a `.wasm` body, as the administrator.
+    pub async fn upload_adapter(&self, wasm: Vec<u8>) -> Reply {
+        self.send(
+            self.http.post(format!("{}/api/adapters", self.url)).header("Content-Type", "application/wasm").body(wasm),
+        )
+        .await
+    }
+
     /// Creates a project and returns its id.
     pub async fn project(&self, label_config: &str) -> i64 {
         let r = self

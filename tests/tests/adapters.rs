@@ -4,19 +4,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stowage_tests::{Process, Service, TOKEN, adapters_dir, free_port, settings};
+use stowage_tests::{Process, Service, adapters_dir, free_port, settings};
 
 async fn upload(svc: &Service, bytes: Vec<u8>) -> (u16, Value) {
-    let resp = svc
-        .http
-        .post(format!("{}/api/adapters", svc.url))
-        .header("Authorization", format!("Token {TOKEN}"))
-        .header("Content-Type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    let r = svc.upload_adapter(bytes).await;
+    (r.status, r.body)
 }
 
 fn types(body: &Value) -> Vec<String> {

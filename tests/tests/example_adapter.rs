@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stowage_tests::{Service, TOKEN, adapters_dir, settings};
+use stowage_tests::{Service, adapters_dir, settings};
 
 /// The example's folder.
 fn example_dir() -> PathBuf {
@@ -66,16 +66,8 @@ impl Drop for HttpServer {
 }
 
 async fn upload(svc: &Service, bytes: Vec<u8>) -> (u16, Value) {
-    let resp = svc
-        .http
-        .post(format!("{}/api/adapters", svc.url))
-        .header("Authorization", format!("Token {TOKEN}"))
-        .header("Content-Type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    let r = svc.upload_adapter(bytes).await;
+    (r.status, r.body)
 }
 
 fn names(body: &Value) -> Vec<String> {

@@ -238,15 +238,8 @@ async fn a_repeatedly_failing_adapter_is_quarantined() {
         (&json!("quarantined"), &json!(3), &json!(3))
     );
 
-    let r = svc
-        .http
-        .post(format!("{}/api/adapters", svc.url))
-        .header("Authorization", format!("Token {}", stowage_tests::TOKEN))
-        .body(wasm)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let r = svc.upload_adapter(wasm).await;
+    assert_eq!(r.status, 201);
     let s = svc.post(&healthy, json!(null)).await.body;
     assert_eq!((outcome(&s), s["last_sync_count"].as_i64()), (("completed", ""), Some(1)));
 }
@@ -266,17 +259,10 @@ async fn the_operator_policy_limits_adapters_and_hosts() {
         svc.get("/api/storages/types").await.body.as_array().unwrap().iter().map(|t| t["name"].clone()).collect();
     assert_eq!(names, [json!("localfiles"), json!("misbehave")]);
     let probe = std::fs::read(stowage_tests::adapters_dir().join("stowage_test_cacheprobe.wasm")).unwrap();
-    let r = svc
-        .http
-        .post(format!("{}/api/adapters", svc.url))
-        .header("Authorization", format!("Token {}", stowage_tests::TOKEN))
-        .body(probe)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let r = svc.upload_adapter(probe).await;
+    assert_eq!(r.status, 400);
     assert_eq!(
-        r.json::<Value>().await.unwrap()["detail"],
+        r.body["detail"],
         "Adapter refused: storage type \"cacheprobe\" is not among the adapters the operator allows (--allowed-adapters)"
     );
 
