@@ -1,7 +1,9 @@
 //! `stowage conformance ADAPTER.wasm`: runs the adapter conformance suite
-//! (`stowage_sdk::conformance`) on one component through the host's own plugin runtime, with the
-//! same sandbox, grants and limits the service applies. For adapter authors, in or out of this
-//! repository (`sdk/README.md`).
+//! (`stowage_sdk::conformance`) on one component through the host's own plugin runtime: the same
+//! sandbox and grant resolution as the service, its default limits (deadline and memory from the
+//! flags), and no quarantine. Settings are passed as given: no manifest defaults, no ambient
+//! credentials, no `--allowed-hosts`. For adapter authors, in or out of this repository
+//! (`sdk/README.md`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
