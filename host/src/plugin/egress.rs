@@ -28,14 +28,24 @@ pub struct Egress {
 
 /// Whether `ip` is a public unicast address: not loopback, private (RFC 1918, ULA), link-local
 /// (incl. the 169.254.169.254 metadata service), shared (CGNAT), unspecified, broadcast,
-/// multicast or documentation space. IPv4-mapped IPv6 addresses are judged as IPv4.
+/// multicast or documentation space. IPv6 forms that carry an IPv4 address are judged by it:
+/// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`) and 6to4 (`2002:AABB:CCDD::/16`);
+/// NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`) and Teredo (`2001::/32`), whose IPv4 side cannot be
+/// judged here, are refused.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if let Some(v4) = v6.to_ipv4() {
+                // `to_ipv4` covers mapped and compatible forms (`::1` becomes 0.0.0.1: not public).
+                is_public_v4(v4)
+            } else if s[0] == 0x2002 {
+                is_public_v4(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8))
+            } else {
+                is_public_v6(v6)
+            }
+        }
     }
 }
 
@@ -63,6 +73,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xfe00) == 0xfc00
         || (first & 0xffc0) == 0xfe80
         || first == 0x2001 && ip.segments()[1] == 0x0db8
+        || first == 0x2001 && ip.segments()[1] == 0x0000
         || first == 0x0064 && ip.segments()[1] == 0xff9b)
 }
 
@@ -203,12 +214,18 @@ mod tests {
             "::1",
             "fe80::1",
             "fd00:ec2::254",
+            "::127.0.0.1",
+            "::ffff:169.254.169.254",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "64:ff9b:1::a9fe:a9fe",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "::ffff:127.0.0.1",
             "::",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["52.216.1.1", "8.8.8.8", "2600:1f18::1"] {
+        for ip in ["52.216.1.1", "8.8.8.8", "2600:1f18::1", "2002:34d8:101::1"] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }
