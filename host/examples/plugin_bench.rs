@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stowage::plugin::{Grant, Limits, Registry, Session};
+use stowage::plugin::{Grant, Limits, Registry};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -49,17 +49,7 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         // Instantiate: a new session's first call creates the instance and opens the backend;
         // `blob-uri` itself is the cheapest call, measured next and subtracted.
-        let session = || {
-            Session::new(
-                Arc::clone(&adapter),
-                registry.engine.clone(),
-                Limits::DEFAULT,
-                registry.cache.clone(),
-                Grant::default(),
-                settings.clone(),
-                vec![],
-            )
-        };
+        let session = || registry.session(Arc::clone(&adapter), Grant::default(), settings.clone(), vec![]);
         let mut live = session();
         live.blob_uri("warm-up").await?;
         const CALLS: u32 = 20_000;

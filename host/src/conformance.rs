@@ -14,6 +14,7 @@ use stowage_sdk::conformance::{self, Driver, Failure, Listed};
 use crate::config::ConformanceArgs;
 use crate::domain::Direction;
 use crate::error::{ErrorKind, StorageError};
+use crate::plugin::registry::split_settings;
 use crate::plugin::{Limits, Registry, Session, grants};
 
 /// Drives one adapter session for the suite.
@@ -111,21 +112,10 @@ pub async fn run(args: &ConformanceArgs) -> anyhow::Result<Vec<String>> {
     let (mut grant, rewritten) = grants::resolve(info, direction, args.document_root.as_deref(), value)
         .map_err(|r| anyhow::anyhow!("--setting {}: {}", r.field, r.message))?;
     grant.allow_private_addresses = args.allow_private_addresses;
-    let (mut settings, mut secrets) = (Vec::new(), Vec::new());
-    for spec in &info.settings {
-        let v = rewritten.iter().find(|(k, _)| *k == spec.name).map(|(_, v)| v.clone()).or_else(|| value(&spec.name));
-        let Some(v) = v else { continue };
-        if spec.secret { secrets.push((spec.name.clone(), v)) } else { settings.push((spec.name.clone(), v)) }
-    }
-    let session = Session::new(
-        adapter.clone(),
-        registry.engine.clone(),
-        limits,
-        registry.cache.clone(),
-        grant,
-        settings,
-        secrets,
-    );
+    let (settings, secrets) = split_settings(info, |spec| {
+        rewritten.iter().find(|(k, _)| *k == spec.name).map(|(_, v)| v.clone()).or_else(|| value(&spec.name))
+    });
+    let session = registry.session(adapter.clone(), grant, settings, secrets);
     let mut driver = SessionDriver { session, dir: args.seed_dir.clone() };
     let result = conformance::run(&mut driver).await;
     Ok(result.err().unwrap_or_default())

@@ -31,6 +31,23 @@ pub struct Adapter {
     pub health: Health,
 }
 
+/// (name, plain-text value) pairs, as the WIT `open` takes settings and secrets.
+pub type Pairs = Vec<(String, String)>;
+
+/// The arguments of the WIT `open`: settings and secrets split by the manifest, in manifest order;
+/// `value(spec)` gives a setting's value, or `None` to leave it out.
+pub fn split_settings(
+    info: &AdapterInfo,
+    mut value: impl FnMut(&crate::domain::SettingSpec) -> Option<String>,
+) -> (Pairs, Pairs) {
+    let (mut settings, mut secrets) = (Vec::new(), Vec::new());
+    for spec in &info.settings {
+        let Some(v) = value(spec) else { continue };
+        if spec.secret { secrets.push((spec.name.clone(), v)) } else { settings.push((spec.name.clone(), v)) }
+    }
+    (settings, secrets)
+}
+
 /// Failed calls of one loaded adapter, for quarantine. A failed call is one the adapter broke:
 /// a crash or spinning past the deadline (not the memory cap or an oversized answer: large data
 /// can cause those, and users must not quarantine an adapter for everyone). Typed storage
@@ -295,6 +312,18 @@ impl Registry {
     /// The adapters directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A session on `adapter` (one of this registry's) with this registry's engine, limits and
+    /// host cache; `settings` and `secrets` as [`split_settings`] gives them.
+    pub fn session(
+        &self,
+        adapter: Arc<Adapter>,
+        grant: super::Grant,
+        settings: Pairs,
+        secrets: Pairs,
+    ) -> super::Session {
+        super::Session::new(adapter, self.engine.clone(), self.limits, self.cache.clone(), grant, settings, secrets)
     }
 
     /// The adapter serving storage type `name`.

@@ -3,6 +3,7 @@
 
 use crate::App;
 use crate::domain::{SettingKind, Storage};
+use crate::plugin::registry::split_settings;
 use crate::plugin::{Session, grants};
 
 /// Why a storage cannot be opened.
@@ -53,32 +54,20 @@ pub fn connect(app: &App, storage: &Storage) -> Result<Session, ConnectError> {
     grants::restrict(&mut grant, info, &app.settings.allowed_hosts)
         .map_err(|r| ConnectError::Refused { field: r.field, message: r.message })?;
     grant.allow_private_addresses = app.settings.allow_private_addresses;
-    let mut settings = Vec::new();
-    let mut secrets = Vec::new();
-    for spec in &info.settings {
+    let (settings, secrets) = split_settings(info, |spec| {
         let v = match rewritten.iter().find(|(k, _)| *k == spec.name) {
             Some((_, rel)) => Some(rel.clone()),
             None => value(&spec.name)
                 .filter(|v| !v.is_empty())
                 .or_else(|| ambient(app, spec.env_fallback.as_deref()))
                 .or_else(|| spec.default.as_ref().and_then(plain)),
-        };
-        let Some(v) = v else { continue };
-        let v = match spec.kind {
+        }?;
+        Some(match spec.kind {
             SettingKind::Boolean => (v == "true").to_string(),
             _ => v,
-        };
-        if spec.secret { secrets.push((spec.name.clone(), v)) } else { settings.push((spec.name.clone(), v)) }
-    }
-    Ok(Session::new(
-        adapter,
-        app.registry.engine.clone(),
-        app.registry.limits,
-        app.registry.cache.clone(),
-        grant,
-        settings,
-        secrets,
-    ))
+        })
+    });
+    Ok(app.registry.session(adapter.clone(), grant, settings, secrets))
 }
 
 /// Idle sessions of recently used storages, so a request (resolving a URI, serving a task page)
