@@ -144,6 +144,10 @@ pub struct Settings {
     /// quarantines.
     #[arg(long, env = "STOWAGE_QUARANTINE_AFTER", default_value_t = 10)]
     pub quarantine_after: u32,
+
+    /// Sync runs executed at once; more requests wait `queued` (Label Studio's RQ workers).
+    #[arg(long, env = "STOWAGE_SYNC_WORKERS", default_value_t = crate::sync::DEFAULT_WORKERS)]
+    pub sync_workers: usize,
 }
 
 fn parse_host_pattern(raw: &str) -> Result<crate::plugin::grants::HostRule, String> {

@@ -219,8 +219,8 @@ pub struct Storage {
     pub fields: serde_json::Map<String, serde_json::Value>,
     pub secrets: serde_json::Map<String, serde_json::Value>,
     pub synchronizable: bool,
-    /// Label Studio's status: `initialized|queued|in_progress|failed|completed|completed_with_errors`.
-    pub status: String,
+    /// Label Studio's sync status.
+    pub status: SyncStatus,
     pub traceback: Option<String>,
     pub meta: serde_json::Value,
     pub last_sync: Option<String>,
@@ -261,7 +261,7 @@ impl Storage {
             fields,
             secrets: serde_json::Map::new(),
             synchronizable: true,
-            status: "initialized".into(),
+            status: SyncStatus::Initialized,
             traceback: None,
             meta: serde_json::json!({}),
             last_sync: None,
@@ -271,7 +271,12 @@ impl Storage {
         }
     }
 
-    /// A non-empty text field, e.g. `regex_filter`; `None` when unset, null or empty.
+    /// The host's options of this storage (filters, URL and sync policies), read from `fields`.
+    pub fn options(&self) -> HostOptions {
+        HostOptions::of(&self.fields)
+    }
+
+    /// A non-empty text field, e.g. `path`; `None` when unset, null or empty.
     pub fn text(&self, name: &str) -> Option<&str> {
         self.fields.get(name).and_then(|v| v.as_str()).filter(|s| !s.is_empty())
     }
@@ -285,4 +290,198 @@ impl Storage {
 /// Current time in Label Studio's API format, microseconds, UTC: `2026-11-24T23:06:27.347755Z`.
 pub fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Label Studio's storage status (`io_storages/base_models.py::StorageInfo.Status`):
+/// `initialized -> queued -> in_progress -> completed | completed_with_errors | failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    Initialized,
+    Queued,
+    InProgress,
+    Failed,
+    Completed,
+    CompletedWithErrors,
+}
+
+impl SyncStatus {
+    /// The API and database spelling (`in_progress`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Initialized => "initialized",
+            SyncStatus::Queued => "queued",
+            SyncStatus::InProgress => "in_progress",
+            SyncStatus::Failed => "failed",
+            SyncStatus::Completed => "completed",
+            SyncStatus::CompletedWithErrors => "completed_with_errors",
+        }
+    }
+
+    /// Reads [`as_str`](Self::as_str)'s spelling; anything else is `None`.
+    pub fn parse(s: &str) -> Option<SyncStatus> {
+        [
+            SyncStatus::Initialized,
+            SyncStatus::Queued,
+            SyncStatus::InProgress,
+            SyncStatus::Failed,
+            SyncStatus::Completed,
+            SyncStatus::CompletedWithErrors,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// A run in this status has ended (`completed`, `completed_with_errors`, `failed`).
+    pub fn is_final(self) -> bool {
+        matches!(self, SyncStatus::Failed | SyncStatus::Completed | SyncStatus::CompletedWithErrors)
+    }
+}
+
+/// What a sync does with a task file whose etag, size or modification time changed
+/// (storage field `sync_on_change`). Label Studio never looks again: `keep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnChange {
+    #[default]
+    Keep,
+    /// Rewrite the data of its tasks that have no annotations; annotated ones are marked
+    /// `meta.storage_object_changed`, never overwritten.
+    Update,
+}
+
+/// What a sync does with the tasks of objects gone from the listing (storage field
+/// `sync_on_delete`). Label Studio keeps them (its issue 4133): `keep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDelete {
+    #[default]
+    Keep,
+    /// Mark them `meta.storage_object_missing`.
+    Mark,
+    /// Remove those without annotations; mark the annotated ones.
+    Delete,
+}
+
+impl OnChange {
+    /// Field values, as the API spells them.
+    pub const CHOICES: [&str; 2] = ["keep", "update"];
+
+    pub fn parse(s: &str) -> Option<OnChange> {
+        match s {
+            "keep" => Some(OnChange::Keep),
+            "update" => Some(OnChange::Update),
+            _ => None,
+        }
+    }
+}
+
+impl OnDelete {
+    /// Field values, as the API spells them.
+    pub const CHOICES: [&str; 3] = ["keep", "mark", "delete"];
+
+    pub fn parse(s: &str) -> Option<OnDelete> {
+        match s {
+            "keep" => Some(OnDelete::Keep),
+            "mark" => Some(OnDelete::Mark),
+            "delete" => Some(OnDelete::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// Default of `max_delete_percent`: a run may remove or mark at most half of a storage's
+/// linked objects (rclone's `--max-delete` brake, as a share).
+pub const DEFAULT_MAX_DELETE_PERCENT: u32 = 50;
+/// Default of `presign_ttl`, minutes (Label Studio's default).
+pub const DEFAULT_PRESIGN_TTL_MINUTES: u64 = 1;
+
+/// The options the host itself applies to a storage, whatever its type: typed once here, so no
+/// other code reads them by name. Defaults are Label Studio's (reference §1.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostOptions {
+    /// The adapter's `prefix` setting (object stores), empty when it has none.
+    pub prefix: String,
+    /// Python `re.match` pattern over keys (or basenames, per adapter); `None` matches all.
+    pub regex_filter: Option<String>,
+    /// One task per object (blob mode) instead of task files.
+    pub use_blob_urls: bool,
+    pub recursive_scan: bool,
+    /// Resolve URIs to presigned URLs (else the service streams the bytes).
+    pub presign: bool,
+    /// Lifetime of a presigned URL, minutes (Label Studio's unit).
+    pub presign_ttl_minutes: u64,
+    /// Export: delete an annotation's object when the annotation is deleted.
+    pub can_delete_objects: bool,
+    pub sync_on_change: OnChange,
+    pub sync_on_delete: OnDelete,
+    /// Share of the linked objects (percent, 0-100) a run may remove or mark; more skips the
+    /// removal phase.
+    pub max_delete_percent: u32,
+}
+
+impl HostOptions {
+    /// Reads the options from a storage's `fields`; missing or mistyped values take defaults
+    /// (the API validated them on the way in).
+    pub fn of(fields: &serde_json::Map<String, serde_json::Value>) -> HostOptions {
+        let text = |n: &str| fields.get(n).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+        let flag = |n: &str, default: bool| fields.get(n).and_then(|v| v.as_bool()).unwrap_or(default);
+        HostOptions {
+            prefix: text("prefix").unwrap_or("").to_string(),
+            regex_filter: text("regex_filter").map(str::to_string),
+            use_blob_urls: flag("use_blob_urls", false),
+            recursive_scan: flag("recursive_scan", false),
+            presign: flag("presign", true),
+            presign_ttl_minutes: fields
+                .get("presign_ttl")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(DEFAULT_PRESIGN_TTL_MINUTES),
+            can_delete_objects: flag("can_delete_objects", false),
+            sync_on_change: text("sync_on_change").and_then(OnChange::parse).unwrap_or_default(),
+            sync_on_delete: text("sync_on_delete").and_then(OnDelete::parse).unwrap_or_default(),
+            max_delete_percent: fields
+                .get("max_delete_percent")
+                .and_then(|v| v.as_u64())
+                .map_or(DEFAULT_MAX_DELETE_PERCENT, |p| p.min(100) as u32),
+        }
+    }
+}
+
+/// The counters of one sync run, persisted with each committed page (so a resumed run keeps
+/// counting) and shown in the storage's `meta` while it runs.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SyncCounters {
+    /// Objects the listing returned (import) or annotations considered (export).
+    pub objects_listed: u64,
+    /// Listed objects that passed the filters.
+    pub objects_matched: u64,
+    /// Tasks created (import) or annotation objects written (export).
+    pub tasks_created: u64,
+    /// Tasks whose data was rewritten, or marked changed (`sync_on_change: update`).
+    pub tasks_updated: u64,
+    /// Tasks removed (`sync_on_delete: delete`) or objects deleted (export).
+    pub tasks_removed: u64,
+    /// Tasks marked `storage_object_missing` (`sync_on_delete: mark`, or annotated ones).
+    pub tasks_marked: u64,
+    /// Listing pages committed.
+    pub pages_done: u64,
+    /// Objects that could not be imported (or annotations not written); the first
+    /// [`MAX_FAILURE_LINES`] are kept in `failures`.
+    pub objects_failed: u64,
+    /// `key: reason`, one per failed object, at most [`MAX_FAILURE_LINES`].
+    pub failures: Vec<String>,
+    /// Tasks linked to the storage when the run started (Label Studio's `tasks_existed`).
+    pub tasks_existed: Option<u64>,
+}
+
+/// Failure lines kept per run (the `traceback` says how many more there were).
+pub const MAX_FAILURE_LINES: usize = 100;
+
+impl SyncCounters {
+    /// Records one failed object.
+    pub fn fail(&mut self, line: String) {
+        self.objects_failed += 1;
+        if self.failures.len() < MAX_FAILURE_LINES {
+            self.failures.push(line);
+        }
+    }
 }

@@ -18,16 +18,15 @@ pub mod store;
 pub mod sync;
 pub mod tasks;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Everything a request or a job needs. Shared as `Arc<App>`.
 pub struct App {
     pub settings: config::Settings,
     pub store: store::Store,
     pub registry: Arc<plugin::Registry>,
-    /// Storages with a sync running (one at a time per storage).
-    pub syncing: Mutex<HashSet<i64>>,
+    /// Wakes the sync workers when a run is queued (the runs themselves are in the database).
+    pub syncs: Arc<sync::Queue>,
     /// Idle adapter sessions reused by requests.
     pub sessions: Arc<sync::SessionPool>,
     /// Loads adapter files dropped into the adapters directory (`--watch-adapters`).
@@ -35,13 +34,15 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the database and loads the adapters (`stowage serve` start-up minus binding).
-    pub async fn start(settings: config::Settings) -> anyhow::Result<App> {
+    /// Opens the database, loads the adapters and starts the sync workers (`stowage serve`
+    /// start-up minus binding). Sync runs a previous process left unfinished are queued again and
+    /// continue from their cursor. Must run inside a tokio runtime.
+    pub async fn start(settings: config::Settings) -> anyhow::Result<Arc<App>> {
         std::fs::create_dir_all(&settings.data_dir)?;
         let store = store::Store::open(&settings.data_dir.join("stowage.sqlite3"))?;
-        let interrupted = store.fail_interrupted_syncs()?;
+        let interrupted = store.requeue_interrupted_runs()?;
         if interrupted > 0 {
-            tracing::warn!(interrupted, "syncs interrupted by the previous shutdown marked failed");
+            tracing::info!(interrupted, "sync runs interrupted by the previous shutdown resume");
         }
         let limits = settings.limits();
         let cache_dir = settings.cache_dir.clone().unwrap_or_else(|| settings.data_dir.join("adapter-cache"));
@@ -50,7 +51,17 @@ impl App {
         );
         let sessions = Arc::new(sync::SessionPool::default());
         let watcher = if settings.watch_adapters { Some(watch_adapters(&registry, &sessions)?) } else { None };
-        Ok(App { settings, store, registry, syncing: Mutex::new(HashSet::new()), sessions, _watcher: watcher })
+        let workers = settings.sync_workers;
+        let app = Arc::new(App {
+            settings,
+            store,
+            registry,
+            syncs: Arc::new(sync::Queue::default()),
+            sessions,
+            _watcher: watcher,
+        });
+        sync::spawn_workers(&app, workers);
+        Ok(app)
     }
 }
 

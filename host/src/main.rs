@@ -1,6 +1,5 @@
 //! `stowage serve`: settings -> App (database, adapters) -> api::router -> HTTP.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -74,6 +73,6 @@ async fn main() -> anyhow::Result<()> {
             _ = term.recv() => {},
         }
     };
-    api::serve(listener, Arc::new(app), shutdown).await?;
+    api::serve(listener, app, shutdown).await?;
     Ok(())
 }

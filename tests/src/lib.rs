@@ -52,6 +52,7 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addre
         adapter_memory_mib: 64,
         max_response_mib: 64,
         quarantine_after: 10,
+        sync_workers: 2,
     }
 }
 
@@ -93,7 +94,7 @@ impl Service {
         let tmp = tempfile::tempdir().unwrap();
         let settings = make(tmp.path());
         let root = settings.document_root.clone().unwrap().canonicalize().unwrap();
-        let app = Arc::new(App::start(settings).await.expect("service starts"));
+        let app = App::start(settings).await.expect("service starts");
         app.store.bootstrap_user(TOKEN).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -146,6 +147,33 @@ impl Service {
 
     pub async fn delete(&self, path: &str) -> Reply {
         self.send(self.http.delete(format!("{}{path}", self.url))).await
+    }
+
+    /// Syncs a storage and waits for the run to end: `POST {storage}/sync` (which answers at
+    /// once, `queued` or `in_progress`), then polls `GET {storage}` until its status is final.
+    /// `storage` is the storage's path, e.g. `/api/storages/s3/7`. Returns the final storage;
+    /// a refused sync request (4xx) is returned as it came.
+    pub async fn sync(&self, storage: &str) -> Reply {
+        let r = self.post(&format!("{storage}/sync"), Value::Null).await;
+        if r.status != 200 {
+            return r;
+        }
+        self.wait_sync(storage).await
+    }
+
+    /// Polls `GET {storage}` until its status is `completed`, `completed_with_errors` or `failed`
+    /// (at most 10 minutes).
+    pub async fn wait_sync(&self, storage: &str) -> Reply {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        loop {
+            let r = self.get(storage).await;
+            let status = r.body["status"].as_str().unwrap_or("");
+            if r.status != 200 || ["completed", "completed_with_errors", "failed"].contains(&status) {
+                return r;
+            }
+            assert!(std::time::Instant::now() < deadline, "sync of {storage} still {status} after 10 minutes");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// `POST /api/adapters` with a `.wasm` body, as the administrator.

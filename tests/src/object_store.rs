@@ -238,7 +238,7 @@ pub async fn create(svc: &Service, type_name: &str, project: i64, fields: Value)
 
 /// Syncs import storage `id` of type `type_name`: its status, `last_sync_count` and the whole answer.
 pub async fn sync(svc: &Service, type_name: &str, id: i64) -> (String, i64, Value) {
-    let r = svc.post(&format!("/api/storages/{type_name}/{id}/sync"), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/{type_name}/{id}")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     (r.body["status"].as_str().unwrap().into(), r.body["last_sync_count"].as_i64().unwrap(), r.body)
 }
@@ -547,7 +547,7 @@ pub async fn annotations_are_exported_under_the_prefix_and_deleted_when_allowed<
     );
     assert_eq!((&doc["created_at"], &doc["updated_at"]), (&stored["created_at"], &stored["updated_at"]));
 
-    let r = svc.post(&format!("{exports}/{export_id}/sync"), Value::Null).await;
+    let r = svc.sync(&format!("{exports}/{export_id}")).await;
     assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
     assert_eq!(session.get(&key, None).await.unwrap().body, object.body);
     assert_eq!(svc.delete(&format!("/api/annotations/{ann}")).await.status, 204);

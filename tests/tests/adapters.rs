@@ -74,7 +74,7 @@ async fn an_uploaded_adapter_serves_its_storage_type_without_a_restart() {
     let project = svc.project("<View></View>").await;
     let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok", "use_blob_urls": true})).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let r = svc.post(&format!("/api/storages/misbehave/{}/sync", r.body["id"]), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/misbehave/{}", r.body["id"])).await;
     assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
 
     // Replacing a type's adapter keeps serving it.
@@ -165,7 +165,7 @@ async fn adapters_of_both_wit_versions_load_and_others_are_refused() {
     let a = svc.post("/api/storages/cacheprobe", create("a")).await.body["id"].as_i64().unwrap();
     let b = svc.post("/api/storages/cacheprobe", create("b")).await.body["id"].as_i64().unwrap();
     for storage in [a, a, b] {
-        let r = svc.post(&format!("/api/storages/cacheprobe/{storage}/sync"), Value::Null).await;
+        let r = svc.sync(&format!("/api/storages/cacheprobe/{storage}")).await;
         assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
     }
     let mut data: Vec<String> =
@@ -189,7 +189,7 @@ async fn adapters_of_both_wit_versions_load_and_others_are_refused() {
     );
     // The loaded adapter of that type keeps working.
     let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok", "use_blob_urls": true})).await;
-    let r = svc.post(&format!("/api/storages/misbehave/{}/sync", r.body["id"]), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/misbehave/{}", r.body["id"])).await;
     assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
     assert_eq!(types(&svc.get("/api/storages/types").await.body), ["cacheprobe", "misbehave"]);
 }

@@ -82,7 +82,7 @@ async fn create(svc: &Service, fields: Value) -> i64 {
 
 /// (status, last_sync_count) of a sync run.
 async fn sync(svc: &Service, id: i64) -> (String, i64) {
-    let r = svc.post(&format!("/api/storages/httpindex/{id}/sync"), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/httpindex/{id}")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     (r.body["status"].as_str().unwrap().to_string(), r.body["last_sync_count"].as_i64().unwrap())
 }

@@ -15,7 +15,7 @@ async fn create(svc: &Service, body: Value) -> i64 {
 }
 
 async fn sync(svc: &Service, id: i64) -> Value {
-    let r = svc.post(&format!("/api/storages/localfiles/{id}/sync"), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/localfiles/{id}")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r.body
 }
@@ -227,7 +227,7 @@ async fn annotations_are_exported_on_save_and_on_sync_and_deleted_when_allowed()
     let doc: Value = serde_json::from_slice(&std::fs::read(out.join(first.to_string())).unwrap()).unwrap();
     assert_eq!(doc["result"], changed);
 
-    let r = svc.post(&format!("/api/storages/export/localfiles/{export_id}/sync"), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/export/localfiles/{export_id}")).await;
     assert_eq!(summary(&r.body), ("completed".into(), 2));
     assert_eq!(r.body["meta"]["total_annotations"], 2);
 
@@ -289,7 +289,7 @@ async fn storage_api_shapes_and_errors() {
     assert_eq!(svc.get(&format!("/api/storages/export/localfiles/{id}")).await.status, 404);
     let r = svc.patch(&format!("/api/storages/localfiles/{id}"), json!({"synchronizable": false})).await;
     assert_eq!(r.status, 200);
-    let r = svc.post(&format!("/api/storages/localfiles/{id}/sync"), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/localfiles/{id}")).await;
     assert_eq!((r.status, r.body.clone()), (400, json!({"message": format!("Storage {id} is not synchronizable")})));
 
     let r =

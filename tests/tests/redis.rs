@@ -37,7 +37,7 @@ async fn ten_thousand_json_values_import_once_and_bad_values_are_reported() {
     assert_eq!(status, 201, "{body:?}");
     assert!(body.get("password").is_none() && body.get("recursive_scan").is_none(), "{body:?}");
     let id = body["id"].as_i64().unwrap();
-    let r = svc.post(&format!("/api/storages/redis/{id}/sync"), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/redis/{id}")).await;
     assert_eq!(
         (r.body["status"].as_str(), r.body["last_sync_count"].as_i64()),
         (Some("completed_with_errors"), Some(10_002))
@@ -64,7 +64,7 @@ async fn ten_thousand_json_values_import_once_and_bad_values_are_reported() {
 
     // Re-sync creates nothing; an empty value filled in later is imported then.
     redis.cli(1, &["SET", &format!("{path}empty"), r#"{"text": "late"}"#]);
-    let r = svc.post(&format!("/api/storages/redis/{id}/sync"), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/redis/{id}")).await;
     assert_eq!(r.body["last_sync_count"].as_i64(), Some(1));
     assert_eq!(r.body["meta"]["tasks_existed"].as_i64(), Some(10_002));
 
@@ -73,7 +73,7 @@ async fn ten_thousand_json_values_import_once_and_bad_values_are_reported() {
     let mut fields = with_project(redis.fields(&path, 1), project);
     fields["regex_filter"] = json!(format!("{path}0999"));
     let id = create(&svc, "/api/storages/redis", fields).await.1["id"].as_i64().unwrap();
-    let r = svc.post(&format!("/api/storages/redis/{id}/sync"), Value::Null).await;
+    let r = svc.sync(&format!("/api/storages/redis/{id}")).await;
     assert_eq!(r.body["last_sync_count"].as_i64(), Some(10), "keys {path}09990 to {path}09999");
 }
 
@@ -147,7 +147,7 @@ async fn probe(svc: &Service, project: i64, mode: &str, host: &str, port: &str) 
     let body = json!({"project": project, "mode": mode, "host": host, "port": port, "use_blob_urls": true});
     let (status, body) = create(svc, "/api/storages/misbehave", body).await;
     assert_eq!(status, 201, "{body:?}");
-    svc.post(&format!("/api/storages/misbehave/{}/sync", body["id"]), Value::Null).await.body
+    svc.sync(&format!("/api/storages/misbehave/{}", body["id"])).await.body
 }
 
 #[tokio::test]

@@ -66,6 +66,15 @@ async fn wrong_credentials_are_refused_and_no_secret_leaks() {
         assert!(created.get(secret).is_none(), "{secret} returned");
     }
     call(reqwest::Method::POST, format!("{base}/api/storages/s3/{id}/sync"), Value::Null, &mut seen).await;
+    // The sync runs in the background: wait for its final status (every answer is kept in `seen`).
+    loop {
+        let (_, s) = call(reqwest::Method::GET, format!("{base}/api/storages/s3/{id}"), Value::Null, &mut seen).await;
+        if ["completed", "completed_with_errors", "failed"].contains(&s["status"].as_str().unwrap_or("")) {
+            assert_eq!(s["status"], "completed", "{s:?}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // Presigned URLs carry the session token (as in Label Studio): that is the browser's copy,
     // which proxy mode (presign=false) avoids. It appears in the Location header only.
     let uri = format!("s3://{}/any/key.txt", s3.bucket);

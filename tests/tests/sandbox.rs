@@ -57,7 +57,7 @@ async fn sync_misbehaving(svc: &Service, project: i64, mode: &str) -> (Value, Du
     assert_eq!(r.status, 201, "{:?}", r.body);
     let id = r.body["id"].as_i64().unwrap();
     let started = Instant::now();
-    let r = svc.post(&format!("/api/storages/misbehave/{id}/sync"), json!(null)).await;
+    let r = svc.sync(&format!("/api/storages/misbehave/{id}")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     (r.body, started.elapsed())
 }
@@ -100,7 +100,7 @@ async fn misbehaving_adapter_fails_its_call_and_the_service_keeps_serving() {
     let body = json!({"project": project, "mode": format!("read:{addr}"), "host": "127.0.0.1", "port": addr.port().to_string(), "use_blob_urls": true});
     let r = svc.post("/api/storages/misbehave", body).await;
     let started = Instant::now();
-    let s = svc.post(&format!("/api/storages/misbehave/{}/sync", r.body["id"]), json!(null)).await.body;
+    let s = svc.sync(&format!("/api/storages/misbehave/{}", r.body["id"])).await.body;
     assert_eq!(s["traceback"].as_str(), Some("list: adapter failed: the adapter did not answer within 1000 ms"));
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 
@@ -117,7 +117,7 @@ async fn sync_with(svc: &Service, project: i64, fields: Value) -> Value {
     body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
     let r = svc.post("/api/storages/misbehave", body).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let r = svc.post(&format!("/api/storages/misbehave/{}/sync", r.body["id"]), json!(null)).await;
+    let r = svc.sync(&format!("/api/storages/misbehave/{}", r.body["id"])).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r.body
 }
@@ -299,7 +299,7 @@ async fn task_files_over_the_answer_limit_are_reported_not_read() {
     let project = svc.project("<View></View>").await;
     let r =
         svc.post("/api/storages/localfiles", json!({"project": project, "path": dir, "use_blob_urls": false})).await;
-    let s = svc.post(&format!("/api/storages/localfiles/{}/sync", r.body["id"]), json!(null)).await.body;
+    let s = svc.sync(&format!("/api/storages/localfiles/{}", r.body["id"])).await.body;
     assert_eq!(
         (outcome(&s), s["last_sync_count"].as_i64()),
         (

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::error::{ApiError, ApiResult, Path, Query};
 use super::projects::project_or_404;
@@ -81,10 +81,11 @@ async fn resolve(app: Arc<App>, project_id: i64, q: FileQuery, headers: HeaderMa
         return Err(ApiError::not_found());
     };
     // An adapter that cannot presign is always proxied.
-    let presign = caps.presign && storage.fields.get("presign").and_then(Value::as_bool).unwrap_or(true);
+    let opts = storage.options();
+    let presign = caps.presign && opts.presign;
     if presign {
         // `presign_ttl` is in minutes, as in Label Studio.
-        let ttl = storage.fields.get("presign_ttl").and_then(Value::as_u64).unwrap_or(1).clamp(1, 7 * 24 * 60) * 60;
+        let ttl = opts.presign_ttl_minutes.clamp(1, 7 * 24 * 60) * 60;
         let url = match session.presign_get(&key, ttl as u32).await {
             Ok(url) => Some(url),
             // This storage cannot presign (e.g. an Azure storage holding only a SAS token, which

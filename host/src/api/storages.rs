@@ -16,7 +16,10 @@ use serde_json::{Map, Value, json};
 use super::error::{ApiError, ApiResult, Body, Path, Query};
 use super::{AppState, Caller};
 use crate::App;
-use crate::domain::{AdapterInfo, Direction, GrantRequest, SettingKind, Storage};
+use crate::domain::{
+    AdapterInfo, DEFAULT_MAX_DELETE_PERCENT, DEFAULT_PRESIGN_TTL_MINUTES, Direction, GrantRequest, OnChange, OnDelete,
+    SettingKind, Storage,
+};
 use crate::plugin::{Adapter, grants};
 use crate::sync::{self, ConnectError, connect};
 
@@ -82,10 +85,14 @@ fn field_specs(info: &AdapterInfo, dir: Direction) -> Vec<FieldSpec> {
             if !info.key_value {
                 specs.push(host_field("recursive_scan", SettingKind::Boolean, Value::Bool(false)));
             }
+            // Sync policies (stowage's; absent in Label Studio, whose behaviour the defaults keep).
+            specs.push(host_field("sync_on_change", SettingKind::Text, Value::from("keep")));
+            specs.push(host_field("sync_on_delete", SettingKind::Text, Value::from("keep")));
+            specs.push(host_field("max_delete_percent", SettingKind::Integer, Value::from(DEFAULT_MAX_DELETE_PERCENT)));
             if info.capabilities.presign {
                 specs.push(host_field("presign", SettingKind::Boolean, Value::Bool(true)));
                 // Minutes, as in Label Studio.
-                specs.push(host_field("presign_ttl", SettingKind::Integer, Value::from(1)));
+                specs.push(host_field("presign_ttl", SettingKind::Integer, Value::from(DEFAULT_PRESIGN_TTL_MINUTES)));
             }
         }
         Direction::Export => specs.push(host_field("can_delete_objects", SettingKind::Boolean, Value::Null)),
@@ -151,7 +158,7 @@ fn add(errors: &mut Errors, field: &str, message: impl Into<String>) {
 /// Keys accepted and ignored when they are not fields of the storage at hand, as Label Studio
 /// ignores them: read-only fields a client sends back as it read them, and the common fields of
 /// other types or directions (`presign` on local files, `can_delete_objects` on an import).
-const IGNORED_FIELDS: [&str; 16] = [
+const IGNORED_FIELDS: [&str; 19] = [
     "id",
     "type",
     "created_at",
@@ -168,6 +175,9 @@ const IGNORED_FIELDS: [&str; 16] = [
     "presign",
     "presign_ttl",
     "can_delete_objects",
+    "sync_on_change",
+    "sync_on_delete",
+    "max_delete_percent",
 ];
 
 /// Applies the request body to `s` (a new storage or a stored one). A key that is neither a
@@ -251,8 +261,20 @@ fn complete(s: &mut Storage, specs: &[FieldSpec], errors: &mut Errors) {
             add(errors, &spec.name, "This field is required.");
         }
     }
-    if let Err(m) = sync::import::compile_filter(s.text("regex_filter")) {
+    let opts = s.options();
+    if let Err(m) = sync::stages::compile_filter(opts.regex_filter.as_deref()) {
         add(errors, "regex_filter", m);
+    }
+    for (name, choices) in [("sync_on_change", &OnChange::CHOICES[..]), ("sync_on_delete", &OnDelete::CHOICES[..])] {
+        match s.fields.get(name) {
+            Some(Value::String(v)) if !choices.contains(&v.as_str()) => {
+                add(errors, name, format!("\"{v}\" is not a valid choice."));
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = s.fields.get("max_delete_percent").and_then(Value::as_i64).filter(|p| !(0..=100).contains(p)) {
+        add(errors, "max_delete_percent", format!("Ensure this value is between 0 and 100 (got {p})."));
     }
 }
 
@@ -279,7 +301,7 @@ fn storage_json(app: &App, s: &Storage) -> Value {
         "last_sync": s.last_sync,
         "last_sync_count": s.last_sync_count,
         "last_sync_job": s.last_sync_job,
-        "status": s.status,
+        "status": s.status.as_str(),
         "traceback": s.traceback,
         "meta": s.meta,
     });
@@ -374,9 +396,9 @@ async fn create(
     validate_connection(&app, &s).await?;
     let created = app.store.create_storage(&s)?;
     // Label Studio exports every existing annotation when a target storage is created
-    // (`SYNC_ON_TARGET_STORAGE_CREATION`, default true).
+    // (`SYNC_ON_TARGET_STORAGE_CREATION`, default true); here in the background.
     if dir == Direction::Export {
-        sync::run_sync(app.clone(), created.clone()).await?;
+        sync::request(&app, &created)?;
     }
     let stored = app.store.storage(created.id)?.ok_or_else(ApiError::not_found)?;
     Ok((StatusCode::CREATED, Json(storage_json(&app, &stored))))
@@ -471,8 +493,9 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Runs the sync to completion and returns the storage with its final status (Label Studio
-/// without a job queue does the same).
+/// Queues a sync and answers at once with the storage, `queued` or `in_progress` (Label
+/// Studio's worker mode: clients poll `status`). A sync requested while one is queued or running
+/// returns that run.
 async fn sync_now(
     State(app): AppState,
     _: Caller,
@@ -488,6 +511,6 @@ async fn sync_now(
     }
     // Label Studio validates the connection first: a storage that cannot connect gets 400.
     validate_connection(&app, &s).await?;
-    sync::run_sync(app.clone(), s).await?;
+    sync::request(&app, &s)?;
     Ok(Json(storage_json(&app, &storage_or_404(&app, &type_name, direction(&path), id)?)))
 }

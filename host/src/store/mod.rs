@@ -1,11 +1,12 @@
 //! SQLite persistence. All SQL of stowage lives in this module: `accounts` (users, tokens,
-//! projects), `tasks` (tasks, predictions, annotations), `storages` (storages, links, sync runs).
+//! projects), `tasks` (tasks, predictions, annotations), `storages` (storages, export links), `sync_runs` (sync runs, import links).
 //!
 //! One connection in WAL mode behind a mutex: statements are short (batched transactions of at
 //! most one listing page), so callers run them inline.
 
 mod accounts;
 mod storages;
+mod sync_runs;
 mod tasks;
 
 use std::path::Path;
@@ -14,7 +15,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
-pub use storages::{ExportLink, ImportedObject, SyncProgress};
+pub use storages::ExportLink;
+pub use sync_runs::{ImportedObject, LinkState, PageCommit, Run, SyncProgress};
 
 /// A failed database operation. Shown to users only as "internal error"; logged in full.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/0001_init.sql")),
         M::up(include_str!("migrations/0002_superuser.sql")),
+        M::up(include_str!("migrations/0003_background_sync.sql")),
     ])
 }
 

@@ -1,12 +1,9 @@
-//! Storages, their import and export links, and sync runs.
+//! Storages and their export links (import links and sync runs: `sync_runs.rs`).
 
-use std::collections::HashSet;
+use rusqlite::{OptionalExtension, params};
 
-use rusqlite::{OptionalExtension, params, params_from_iter};
-
-use super::tasks::{insert_task, next_inner_id};
 use super::{Result, Store, json};
-use crate::domain::{Direction, NewTask, Storage, now};
+use crate::domain::{Direction, Storage, SyncStatus, now};
 
 const STORAGE_COLS: &str = "id, direction, type, project_id, title, description, fields, secrets, synchronizable,
     status, traceback, meta, last_sync, last_sync_count, last_sync_job, created_at";
@@ -27,7 +24,7 @@ fn storage(r: &rusqlite::Row) -> rusqlite::Result<Storage> {
         fields: map(r.get(6)?),
         secrets: map(r.get(7)?),
         synchronizable: r.get(8)?,
-        status: r.get(9)?,
+        status: SyncStatus::parse(&r.get::<_, String>(9)?).unwrap_or(SyncStatus::Initialized),
         traceback: r.get(10)?,
         meta: json(r.get(11)?),
         last_sync: r.get(12)?,
@@ -35,27 +32,6 @@ fn storage(r: &rusqlite::Row) -> rusqlite::Result<Storage> {
         last_sync_job: r.get(14)?,
         created_at: r.get(15)?,
     })
-}
-
-/// The sync-related columns of a storage (Label Studio's status fields).
-#[derive(Debug, Clone)]
-pub struct SyncProgress {
-    pub status: String,
-    pub traceback: Option<String>,
-    pub meta: serde_json::Value,
-    pub last_sync: Option<String>,
-    pub last_sync_count: Option<i64>,
-    pub last_sync_job: Option<String>,
-}
-
-/// One storage object and the tasks parsed from it. `row` is `None` when the object is a single
-/// task, else its position in the file (array element or JSONL line).
-pub struct ImportedObject {
-    pub key: String,
-    pub etag: Option<String>,
-    pub size: u64,
-    pub last_modified: Option<u64>,
-    pub rows: Vec<(Option<i64>, NewTask)>,
 }
 
 /// Where an annotation was exported.
@@ -129,76 +105,6 @@ impl Store {
         Ok(self.conn().execute("DELETE FROM storages WHERE id = ?1", [id])? > 0)
     }
 
-    /// Saves a storage's sync status columns.
-    pub fn save_sync_progress(&self, id: i64, p: &SyncProgress) -> Result<()> {
-        self.conn().execute(
-            "UPDATE storages SET status = ?2, traceback = ?3, meta = ?4, last_sync = ?5, last_sync_count = ?6, last_sync_job = ?7 WHERE id = ?1",
-            params![id, p.status, p.traceback, p.meta.to_string(), p.last_sync, p.last_sync_count, p.last_sync_job],
-        )?;
-        Ok(())
-    }
-
-    /// Marks syncs left `queued`/`in_progress` by a previous process as `failed`; returns how many.
-    pub fn fail_interrupted_syncs(&self) -> Result<usize> {
-        let conn = self.conn();
-        conn.execute("UPDATE sync_runs SET status = 'failed', finished_at = ?1 WHERE finished_at IS NULL", [now()])?;
-        Ok(conn.execute(
-            "UPDATE storages SET status = 'failed', traceback = 'The sync was interrupted by a restart of the service; sync again to resume.'
-             WHERE status IN ('queued', 'in_progress')",
-            [],
-        )?)
-    }
-
-    /// Which of `keys` already have an import link in this storage.
-    pub fn linked_keys(&self, storage_id: i64, keys: &[&str]) -> Result<HashSet<String>> {
-        let conn = self.conn();
-        let mut found = HashSet::new();
-        // Stay under SQLite's default limit of 32766 bound parameters.
-        for chunk in keys.chunks(1000) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT DISTINCT key FROM import_links WHERE storage_id = ? AND key IN ({marks})"
-            ))?;
-            let args = std::iter::once(rusqlite::types::Value::Integer(storage_id))
-                .chain(chunk.iter().map(|k| rusqlite::types::Value::Text(k.to_string())));
-            for key in stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(0))? {
-                found.insert(key?);
-            }
-        }
-        Ok(found)
-    }
-
-    /// Number of tasks linked to this storage (Label Studio's `tasks_existed`).
-    pub fn import_link_count(&self, storage_id: i64) -> Result<i64> {
-        Ok(self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM import_links WHERE storage_id = ?1", [storage_id], |r| r.get(0))?)
-    }
-
-    /// Creates the tasks of `objects` and their links in one transaction; returns the number of
-    /// tasks created. All or nothing: a failure leaves no task without its link.
-    pub fn insert_imported(&self, storage_id: i64, project_id: i64, objects: &[ImportedObject]) -> Result<i64> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let mut inner = next_inner_id(&tx, project_id)?;
-        let at = now();
-        let mut created = 0;
-        for o in objects {
-            for (row, t) in &o.rows {
-                let task_id = insert_task(&tx, project_id, inner, t, None)?;
-                inner += 1;
-                tx.prepare_cached(
-                    "INSERT INTO import_links (storage_id, task_id, key, row_index, etag, size, last_modified, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![storage_id, task_id, o.key, row.unwrap_or(-1), o.etag, o.size as i64, o.last_modified.map(|m| m as i64), at])?;
-                created += 1;
-            }
-        }
-        tx.commit()?;
-        Ok(created)
-    }
-
     /// Records that an annotation was written to `key` of an export storage.
     pub fn upsert_export_link(&self, storage_id: i64, annotation_id: i64, key: &str) -> Result<()> {
         let at = now();
@@ -220,31 +126,43 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Starts a sync run of a storage; returns its id.
-    pub fn start_sync_run(&self, storage_id: i64) -> Result<i64> {
+    /// Ids of the project's annotations this export storage has not written since they last
+    /// changed (no link, or updated after the link): what an incremental export sync writes.
+    pub fn annotations_to_export(&self, storage_id: i64, project_id: i64) -> Result<Vec<i64>> {
         let conn = self.conn();
-        conn.execute(
-            "INSERT INTO sync_runs (storage_id, status, started_at) VALUES (?1, 'in_progress', ?2)",
-            params![storage_id, now()],
+        let mut stmt = conn.prepare_cached(
+            "SELECT a.id FROM annotations a
+             LEFT JOIN export_links l ON l.annotation_id = a.id AND l.storage_id = ?1
+             WHERE a.project_id = ?2 AND (l.id IS NULL OR a.updated_at > l.updated_at) ORDER BY a.id",
         )?;
-        Ok(conn.last_insert_rowid())
+        Ok(stmt.query_map(params![storage_id, project_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Records the listing position after a committed page.
-    pub fn save_sync_cursor(&self, run_id: i64, cursor: Option<&str>, created: i64) -> Result<()> {
+    /// Remembers an exported object whose delete failed, for the next export sync.
+    pub fn queue_export_deletion(&self, storage_id: i64, key: &str) -> Result<()> {
         self.conn().execute(
-            "UPDATE sync_runs SET cursor = ?2, created = ?3 WHERE id = ?1",
-            params![run_id, cursor, created],
+            "INSERT OR IGNORE INTO export_deletions (storage_id, key, created_at) VALUES (?1, ?2, ?3)",
+            params![storage_id, key, now()],
         )?;
         Ok(())
     }
 
-    /// Marks a sync run finished with its final status.
-    pub fn finish_sync_run(&self, run_id: i64, status: &str) -> Result<()> {
-        self.conn().execute(
-            "UPDATE sync_runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
-            params![run_id, status, now()],
-        )?;
+    /// Keys waiting to be deleted from an export storage, oldest first.
+    pub fn export_deletions(&self, storage_id: i64) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT key FROM export_deletions WHERE storage_id = ?1 ORDER BY id")?;
+        Ok(stmt.query_map([storage_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Forgets pending deletions once done.
+    pub fn drop_export_deletions(&self, storage_id: i64, keys: &[String]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for key in keys {
+            tx.prepare_cached("DELETE FROM export_deletions WHERE storage_id = ?1 AND key = ?2")?
+                .execute(params![storage_id, key])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 }

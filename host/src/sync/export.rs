@@ -3,10 +3,10 @@
 //! annotation save; deleted with the annotation when the storage has `can_delete_objects`
 //! (`io_storages/base_models.py::ExportStorage`).
 
-use serde_json::Value;
 
+use super::SyncError;
 use super::connect::connect;
-use super::job::{Failed, Report};
+use super::job::{Outcome, Tracker};
 use crate::App;
 use crate::domain::{Direction, Storage};
 use crate::error::{ErrorKind, StorageError};
@@ -44,19 +44,34 @@ async fn write_one(
     Ok(true)
 }
 
-/// Export sync: writes every annotation of the project.
-pub(super) async fn run(app: &App, storage: &Storage) -> Result<Report, Failed> {
-    let mut session = connect(app, storage).map_err(|e| Failed(e.to_string()))?;
-    let ids = app.store.project_annotation_ids(storage.project_id).map_err(|e| Failed(internal("put", e).message))?;
-    let mut report = Report::default();
-    for id in &ids {
+/// Annotations written between two saves of the run's progress.
+const PROGRESS_EVERY: usize = 500;
+
+/// Export sync, incremental: first the objects of deleted annotations whose immediate delete
+/// failed, then the annotations created or changed since this storage last wrote them.
+pub(super) async fn run(app: &App, storage: &Storage, tracker: &mut Tracker) -> Result<Outcome, SyncError> {
+    let mut session = connect(app, storage)?;
+    let pending = app.store.export_deletions(storage.id)?;
+    if !pending.is_empty() {
+        with_retry!(session.delete(&pending))?;
+        app.store.drop_export_deletions(storage.id, &pending)?;
+        tracker.counters.tasks_removed += pending.len() as u64;
+    }
+    let ids = app.store.annotations_to_export(storage.id, storage.project_id)?;
+    for (n, id) in ids.iter().enumerate() {
+        tracker.counters.objects_listed += 1;
         match write_one(app, &mut session, storage, *id).await {
-            Ok(written) => report.count += i64::from(written),
-            Err(e) => report.failures.push(format!("annotation {id}: {e}")),
+            Ok(written) => tracker.counters.tasks_created += u64::from(written),
+            Err(e) => tracker.counters.fail(format!("annotation {id}: {e}")),
+        }
+        if (n + 1) % PROGRESS_EVERY == 0 {
+            app.store.save_run_progress(tracker.run_id, storage.id, &tracker.counters, &tracker.meta())?;
         }
     }
-    report.meta.insert("total_annotations".into(), Value::from(ids.len()));
-    Ok(report)
+    tracker.counters.objects_matched = tracker.counters.objects_listed;
+    let (_, annotations, _) = app.store.project_counts(storage.project_id)?;
+    tracker.note("total_annotations", serde_json::Value::from(annotations));
+    Ok(Outcome::default())
 }
 
 /// After an annotation is created or updated: writes it to every export storage of its project.
@@ -86,7 +101,7 @@ pub async fn annotation_saved(app: &App, project_id: i64, annotation_id: i64) {
 pub async fn annotation_deleted(app: &App, links: Vec<ExportLink>) {
     for link in links {
         let Ok(Some(storage)) = app.store.storage(link.storage_id) else { continue };
-        if !storage.flag("can_delete_objects") {
+        if !storage.options().can_delete_objects {
             continue;
         }
         let result = match app.sessions.checkout(app, &storage) {
@@ -98,7 +113,10 @@ pub async fn annotation_deleted(app: &App, links: Vec<ExportLink>) {
             Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "delete", e.to_string())),
         };
         if let Err(e) = result {
-            tracing::warn!(storage = storage.id, key = link.key, "deleting an exported annotation failed: {e}");
+            tracing::warn!(storage = storage.id, key = link.key, "deleting an exported annotation failed, the next export sync retries: {e}");
+            if let Err(e) = app.store.queue_export_deletion(storage.id, &link.key) {
+                tracing::error!(storage = storage.id, "remembering a failed export delete: {e}");
+            }
         }
     }
 }
