@@ -4,6 +4,7 @@ shortcuts, and raw HTTP calls with the service's token (for what the SDK hides o
 
 import json
 import struct
+import time
 import zlib
 
 import requests
@@ -67,3 +68,43 @@ def assert_no_secrets(body, fields, secret: str = None):
         assert not leaked, f"storage response carries {leaked}: {item}"
     if secret is not None:
         assert secret not in json.dumps(body)
+
+
+# Label Studio's storage statuses (`StorageInfo.Status`): a sync request answers at once in one of
+# them (worker mode: `queued` or `in_progress`; a run that finished meanwhile shows its final one);
+# clients poll the storage until it reaches a final one.
+SYNC_STATUSES = ("queued", "in_progress", "completed", "completed_with_errors", "failed")
+FINAL_STATUSES = ("completed", "completed_with_errors", "failed")
+POLL_S = 0.03
+
+
+def finished(storages, storage_id: int, timeout: float = 120, raw: bool = False):
+    """Polls `storages.get(storage_id)` (an SDK import/export storage client) until the status is
+    final; returns the final model, or (`raw`) the final `with_raw_response.get` answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = storages.with_raw_response.get(storage_id) if raw else storages.get(storage_id)
+        status = (got.data if raw else got).status
+        assert status in SYNC_STATUSES, (storage_id, status)
+        if status in FINAL_STATUSES:
+            return got
+        assert time.monotonic() < deadline, f"storage {storage_id} still {status} after {timeout}s"
+        time.sleep(POLL_S)
+
+
+def synced(storages, storage_id: int, timeout: float = 120):
+    """Requests a sync with `storages.sync(storage_id)` (e.g. `client.import_storage.s3`), checks
+    the immediate answer is a storage status, and returns the final storage once polling shows it
+    `completed`, `completed_with_errors` or `failed`."""
+    answer = storages.sync(storage_id)
+    assert answer.id == storage_id and answer.status in SYNC_STATUSES, answer
+    return finished(storages, storage_id, timeout)
+
+
+def synced_raw(storages, storage_id: int, timeout: float = 120) -> tuple:
+    """`synced` through `with_raw_response`: (the sync request's raw answer, the final GET's raw
+    answer), so a caller checks both bodies (e.g. for secrets); `.data` is the SDK model."""
+    answer = storages.with_raw_response.sync(storage_id)
+    assert answer.status_code == 200, answer.status_code
+    assert answer.data.id == storage_id and answer.data.status in SYNC_STATUSES, answer.data
+    return answer, finished(storages, storage_id, timeout, raw=True)

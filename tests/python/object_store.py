@@ -17,8 +17,8 @@ import json
 
 import pytest
 import requests
-from helpers import (IMAGE_CONFIG, TEXT_CONFIG, api, assert_no_secrets, canon, png, project, raw_json, raw_tasks,
-                     tasks_of)
+from helpers import (IMAGE_CONFIG, TEXT_CONFIG, api, assert_no_secrets, canon, finished, png, project, raw_json,
+                     raw_tasks, synced, synced_raw, tasks_of)
 from label_studio_sdk.core.api_error import ApiError
 
 MIXED_CONFIG = """<View>
@@ -154,7 +154,8 @@ def blob_import_presign_and_resync(server, client, store: ObjectStore, prefix: s
     connection_fields(store, st, raw_json(raw))
     assert st.last_sync_count is None
 
-    raw = imports.with_raw_response.sync(st.id)
+    answer, raw = synced_raw(imports, st.id)
+    store.no_secrets(raw_json(answer))
     store.no_secrets(raw_json(raw))
     st = raw.data
     assert st.status == "completed", st.traceback
@@ -184,9 +185,10 @@ def blob_import_presign_and_resync(server, client, store: ObjectStore, prefix: s
     assert resolve(server, tasks[0].data["image"], headers={"Authorization": None}).status_code == 401
 
     # A re-sync creates nothing.
-    raw = imports.with_raw_response.sync(st.id)
+    answer, raw = synced_raw(imports, st.id)
+    store.no_secrets(raw_json(answer))
     store.no_secrets(raw_json(raw))
-    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 0)
+    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 0), raw.data.traceback
     assert len(tasks_of(client, pid)) == len(images)
 
     raw = imports.with_raw_response.get(st.id)
@@ -205,7 +207,7 @@ def blob_import_presign_and_resync(server, client, store: ObjectStore, prefix: s
     store.no_secrets(raw_json(raw))
     assert (raw.data.regex_filter, raw.data.title, getattr(raw.data, store.bucket_field)) == (
         r".*\.(png|jpg|txt)$", "all", store.bucket)
-    st = imports.sync(st.id)
+    st = synced(imports, st.id)
     assert (st.status, st.last_sync_count) == ("completed", 1)
     assert len(tasks_of(client, pid)) == len(images) + 1
     return pid, st.id, len(images) + 1
@@ -229,7 +231,7 @@ def blob_recursive_proxy(server, client, store: ObjectStore, prefix: str):
     st = imports.create(project=pid, prefix=base, regex_filter=r".*\.png$", use_blob_urls=True, presign=False,
                         recursive_scan=True, **store.storage_args())
     assert (st.presign, st.recursive_scan) == (False, True)
-    st = imports.sync(st.id)
+    st = synced(imports, st.id)
     assert st.status == "completed", st.traceback
 
     # regex_filter sees the whole key: sub/deep.png in (recursive), bird.jpg, notes.txt and the
@@ -278,7 +280,7 @@ def json_mode_and_uri_rewriting(server, client, store: ObjectStore, prefix: str,
 
     st = imports.create(project=pid, prefix=base, use_blob_urls=False, **store.storage_args(signed=True))
     assert (st.use_blob_urls, st.presign, st.presign_ttl, st.recursive_scan) == (False, True, 1, False)
-    st = imports.sync(st.id)
+    st = synced(imports, st.id)
     assert st.status == "completed", st.traceback
     assert st.last_sync_count == 7
 
@@ -310,7 +312,7 @@ def json_mode_and_uri_rewriting(server, client, store: ObjectStore, prefix: str,
     # A bucket no storage of the project covers is not resolved.
     assert resolve(server, resolver_link(with_cat.id, foreign)).status_code == 404
 
-    st = imports.sync(st.id)
+    st = synced(imports, st.id)
     assert (st.status, st.last_sync_count) == ("completed", 0)
     assert len(tasks_of(client, pid)) == 7
 
@@ -355,14 +357,15 @@ def validate_and_create_refuse_bad_connections(client, store: ObjectStore, prefi
 
 def export_writes_one_object_per_annotation(server, client, store: ObjectStore, prefix: str, connection_fields):
     """Export: every annotation save writes `{prefix}/{annotation id}` straight away, an update
-    rewrites it, a sync rewrites all; a target created later gets them all at once; deleting an
-    annotation deletes its object only where `can_delete_objects` allows it. Secrets never appear;
-    `connection_fields(store, storage, body)` checks the echoed connection."""
+    rewrites it; a sync (incremental) writes only what changed since; a target created later gets
+    them all at once, by its first sync in the background; deleting an annotation deletes its
+    object only where `can_delete_objects` allows it. Secrets never appear; `connection_fields(store,
+    storage, body)` checks the echoed connection."""
     imports, exports = store.imports(client), store.exports(client)
     store.put(f"{prefix}/in/t.json", json.dumps([{"text": "first"}, {"text": "second"}]))
     pid = project(client, f"{store.type} export", TEXT_CONFIG)
     imp = imports.create(project=pid, prefix=f"{prefix}/in", use_blob_urls=False, **store.storage_args())
-    assert imports.sync(imp.id).last_sync_count == 2
+    assert synced(imports, imp.id).last_sync_count == 2
 
     out = f"{prefix}/ann"
     raw = exports.with_raw_response.create(project=pid, prefix=out, can_delete_objects=True, title="annotations",
@@ -373,6 +376,10 @@ def export_writes_one_object_per_annotation(server, client, store: ObjectStore, 
     assert (exp.project, exp.type, getattr(exp, store.bucket_field), exp.prefix, exp.can_delete_objects,
             exp.title) == (pid, store.type, store.bucket, out, True, "annotations")
     connection_fields(store, exp, raw_json(raw))
+    # Creating a target queues its first export sync (nothing to write yet): let it finish.
+    raw = finished(exports, exp.id, raw=True)
+    store.no_secrets(raw_json(raw))
+    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 0), raw.data.traceback
 
     annotations = {}
     for i, task in enumerate(sorted(tasks_of(client, pid), key=lambda t: t.id)):
@@ -392,10 +399,12 @@ def export_writes_one_object_per_annotation(server, client, store: ObjectStore, 
     annotations[first] = (result, annotations[first][1])
     assert json.loads(store.get(f"{out}/{first}")[0])["result"] == result
 
-    raw = exports.with_raw_response.sync(exp.id)
+    # Every annotation was written when it was saved: the (incremental) sync writes none again.
+    answer, raw = synced_raw(exports, exp.id)
+    store.no_secrets(raw_json(answer))
     store.no_secrets(raw_json(raw))
     exp = raw.data
-    assert (exp.status, exp.last_sync_count) == ("completed", 2), exp.traceback
+    assert (exp.status, exp.last_sync_count) == ("completed", 0), exp.traceback
 
     assert store.keys_under(out + "/") == sorted(f"{out}/{i}" for i in annotations)
     for ann_id, (result, task) in annotations.items():
@@ -409,17 +418,35 @@ def export_writes_one_object_per_annotation(server, client, store: ObjectStore, 
 
     raw = exports.with_raw_response.get(exp.id)
     store.no_secrets(raw_json(raw))
-    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 2)
+    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 0)
     ids, _ = listed(server, exports, store, pid, "/api/storages/export")
     assert ids == [exp.id]
 
-    # A target created when annotations exist gets them all at once (LS syncs on creation).
+    # An annotation this storage has not written yet (one an import sync created: an import writes
+    # nothing on save) is written by the next export sync, and only it.
+    result = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["pos"]}}]
+    store.put(f"{prefix}/in/u.json", json.dumps({"data": {"text": "third"}, "annotations": [{"result": result}]}))
+    assert synced(imports, imp.id).last_sync_count == 1
+    (task,) = [t for t in tasks_of(client, pid) if t.data == {"text": "third"}]
+    (added,) = [a["id"] for a in task.annotations]
+    assert store.keys_under(out + "/") == sorted(f"{out}/{i}" for i in annotations)
+    annotations[added] = (result, task)
+    answer, raw = synced_raw(exports, exp.id)
+    store.no_secrets(raw_json(answer))
+    store.no_secrets(raw_json(raw))
+    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 1), raw.data.traceback
+    assert store.keys_under(out + "/") == sorted(f"{out}/{i}" for i in annotations)
+    doc = json.loads(store.get(f"{out}/{added}")[0])
+    assert (doc["id"], doc["result"], doc["task"]["id"]) == (added, result, task.id)
+
+    # A target created when annotations exist gets them all at once (LS syncs on creation, here
+    # in the background: poll it).
     out2 = f"{prefix}/ann2"
     exp2 = exports.create(project=pid, prefix=out2, **store.storage_args())
     assert exp2.can_delete_objects in (None, False)
+    got = finished(exports, exp2.id)
+    assert (got.status, got.last_sync_count) == ("completed", 3), got.traceback
     assert store.keys_under(out2 + "/") == sorted(f"{out2}/{i}" for i in annotations)
-    got = exports.get(exp2.id)
-    assert (got.status, got.last_sync_count) == ("completed", 2)
 
     # can_delete_objects: deleting an annotation deletes its object.
     gone = min(annotations)

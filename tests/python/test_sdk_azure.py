@@ -14,7 +14,7 @@ import json
 from urllib.parse import parse_qs, quote, urlsplit
 
 import object_store as flows
-from helpers import TEXT_CONFIG, project, raw_tasks
+from helpers import TEXT_CONFIG, project, raw_tasks, synced
 
 
 def signed_url(azure, location: str, key: str, ttl: int) -> None:
@@ -47,7 +47,7 @@ def test_folder_placeholder_under_a_prefix_without_slash(server, client, azure, 
     azure.put(f"{key_prefix}/data/a.json", json.dumps({"text": "only task"}))
     pid = project(client, "azure folders", TEXT_CONFIG)
     st = client.import_storage.azure.create(project=pid, prefix=f"{key_prefix}/data", **azure.storage_args())
-    st = client.import_storage.azure.sync(st.id)
+    st = synced(client.import_storage.azure, st.id)
     assert (st.status, st.last_sync_count) == ("completed", 1), st.traceback
     assert [t["data"] for t in raw_tasks(server, pid)] == [{"text": "only task"}]
 

@@ -5,11 +5,12 @@ written against LS must see the same task data, statuses, counts and exported fi
 """
 
 import json
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 import requests
-from helpers import IMAGE_CONFIG, TEXT_CONFIG, api, canon, png, project, tasks_of
+from helpers import FINAL_STATUSES, IMAGE_CONFIG, TEXT_CONFIG, api, canon, finished, png, project, synced, tasks_of
 
 
 def write(path: Path, content) -> Path:
@@ -53,7 +54,7 @@ def test_blob_mode_import_and_resync(server, client, workdir):
     assert st.status == "initialized"
     assert st.type == "localfiles"
 
-    st = client.import_storage.local.sync(st.id)
+    st = synced(client.import_storage.local, st.id)
     assert st.status == "completed"
     assert st.last_sync_count == len(images)
 
@@ -63,7 +64,7 @@ def test_blob_mode_import_and_resync(server, client, workdir):
         {"image": file_url(server, images_dir / name)} for name in images)
     assert any(t.data["image"].endswith("/my%20cat.png") for t in tasks)
 
-    st = client.import_storage.local.sync(st.id)
+    st = synced(client.import_storage.local, st.id)
     assert st.status == "completed"
     assert st.last_sync_count == 0
     assert len(tasks_of(client, pid)) == len(images)
@@ -83,7 +84,7 @@ def test_blob_mode_recursive_scan(server, client, workdir):
     st = client.import_storage.local.create(
         project=pid, path=str(images_dir), use_blob_urls=True,
         regex_filter=r".*\.png$", recursive_scan=True)
-    st = client.import_storage.local.sync(st.id)
+    st = synced(client.import_storage.local, st.id)
     assert st.status == "completed"
 
     # regex_filter matches the basename (LS localfiles), so sub/deep.png is in, bird.jpg out.
@@ -110,7 +111,7 @@ def test_json_mode_dict_full_array_jsonl(server, client, workdir):
     pid = project(client, "json import", TEXT_CONFIG)
 
     st = client.import_storage.local.create(project=pid, path=str(d), use_blob_urls=False)
-    st = client.import_storage.local.sync(st.id)
+    st = synced(client.import_storage.local, st.id)
     assert st.status == "completed"
     assert st.last_sync_count == 7
 
@@ -127,7 +128,7 @@ def test_json_mode_dict_full_array_jsonl(server, client, workdir):
     others = [t for t in tasks if t.id != full.id]
     assert all(not t.annotations and not t.predictions for t in others)
 
-    st = client.import_storage.local.sync(st.id)
+    st = synced(client.import_storage.local, st.id)
     assert (st.status, st.last_sync_count) == ("completed", 0)
     assert len(tasks_of(client, pid)) == 7
 
@@ -138,10 +139,13 @@ def test_export_writes_one_file_per_annotation(server, client, workdir):
     write(src / "t.json", json.dumps([{"text": "first"}, {"text": "second"}]))
     pid = project(client, "export", TEXT_CONFIG)
     imp = client.import_storage.local.create(project=pid, path=str(src), use_blob_urls=False)
-    assert client.import_storage.local.sync(imp.id).last_sync_count == 2
+    assert synced(client.import_storage.local, imp.id).last_sync_count == 2
 
     exp = client.export_storage.local.create(project=pid, path=str(out))
     assert exp.project == pid and exp.type == "localfiles"
+    # Creating a target queues its first export sync (nothing to write yet): let it finish.
+    first_sync = finished(client.export_storage.local, exp.id)
+    assert (first_sync.status, first_sync.last_sync_count) == ("completed", 0), first_sync.traceback
 
     annotations = {}
     for i, task in enumerate(sorted(tasks_of(client, pid), key=lambda t: t.id)):
@@ -151,9 +155,10 @@ def test_export_writes_one_file_per_annotation(server, client, workdir):
         assert ann.result == result
         annotations[ann.id] = (result, task)
 
-    exp = client.export_storage.local.sync(exp.id)
-    assert exp.status == "completed"
-    assert exp.last_sync_count == 2
+    # Every annotation was written when it was saved: the (incremental) sync writes none again.
+    exp = synced(client.export_storage.local, exp.id)
+    assert exp.status == "completed", exp.traceback
+    assert exp.last_sync_count == 0
 
     assert sorted(p.name for p in out.iterdir()) == sorted(str(i) for i in annotations)
     for ann_id, (result, task) in annotations.items():
@@ -166,6 +171,31 @@ def test_export_writes_one_file_per_annotation(server, client, workdir):
         assert doc["task"]["data"] == task.data
         assert "annotations" not in doc["task"]
 
+    # An update is written when it is saved, so the next sync has nothing to write either.
+    changed = min(annotations)
+    result = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["neg"]}}]
+    assert client.annotations.update(changed, result=result).result == result
+    assert json.loads((out / str(changed)).read_text())["result"] == result
+    exp = synced(client.export_storage.local, exp.id)
+    assert (exp.status, exp.last_sync_count) == ("completed", 0), exp.traceback
+
+    # An annotation changed since this storage last wrote it (here: its write on save failed, a
+    # non-empty directory standing where its file goes) is written by the next sync, and only it.
+    result = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["pos"]}}]
+    target = out / str(changed)
+    target.unlink()
+    write(target / "blocker", "the annotation's file cannot be written here")
+    try:
+        assert client.annotations.update(changed, result=result).result == result
+        assert (target / "blocker").is_file()
+    finally:
+        (target / "blocker").unlink()
+        target.rmdir()
+    exp = synced(client.export_storage.local, exp.id)
+    assert (exp.status, exp.last_sync_count) == ("completed", 1), exp.traceback
+    assert json.loads((out / str(changed)).read_text())["result"] == result
+    assert sorted(p.name for p in out.iterdir()) == sorted(str(i) for i in annotations)
+
 
 def test_local_files_url_serves_bytes(server, client, workdir):
     images_dir = workdir / "images"
@@ -174,7 +204,7 @@ def test_local_files_url_serves_bytes(server, client, workdir):
     write(workdir / "private" / "secret.txt", "outside every storage")
     pid = project(client, "serve files", IMAGE_CONFIG)
     st = client.import_storage.local.create(project=pid, path=str(images_dir), use_blob_urls=True)
-    assert client.import_storage.local.sync(st.id).last_sync_count == 1
+    assert synced(client.import_storage.local, st.id).last_sync_count == 1
 
     (task,) = tasks_of(client, pid)
     url = task.data["image"]
@@ -191,3 +221,43 @@ def test_local_files_url_serves_bytes(server, client, workdir):
         r = api(server, "GET", "/data/local-files/", params={"d": d}, timeout=10)
         assert 400 <= r.status_code < 500, (d, r.status_code, r.text)
         assert b"outside every storage" not in r.content
+
+
+def test_sync_answers_at_once_and_runs_in_the_background(server, client, workdir):
+    """Label Studio's worker mode: the sync request answers `queued` or `in_progress` at once, the
+    run goes on in the background, and polling the storage shows its progress in `meta`."""
+    files = 20_000
+    d = workdir / "many"
+    d.mkdir()
+    for i in range(files):
+        (d / f"{i:05}.txt").write_bytes(b"x")
+    pid = project(client, "background sync", TEXT_CONFIG)
+    st = client.import_storage.local.create(project=pid, path=str(d), use_blob_urls=True)
+    assert st.status == "initialized"
+
+    answer = client.import_storage.local.sync(st.id)
+    assert answer.id == st.id
+    assert answer.status in ("queued", "in_progress"), (answer.status, answer.meta)
+
+    listed = []  # meta.objects_listed seen while the run was not finished
+    deadline = time.monotonic() + 300
+    while True:
+        got = client.import_storage.local.get(st.id)
+        if got.status in FINAL_STATUSES:
+            break
+        assert got.status in ("queued", "in_progress"), got.status
+        n = (got.meta or {}).get("objects_listed")
+        if n is not None:
+            listed.append(n)
+        assert time.monotonic() < deadline, f"still {got.status} after 300s: {got.meta}"
+        time.sleep(0.02)
+    assert len(set(listed)) >= 2, f"objects_listed seen before completion: {sorted(set(listed))}"
+    assert listed == sorted(listed), "objects_listed never goes down"
+    assert all(0 <= n <= files for n in listed), listed
+
+    assert got.status == "completed", got.traceback
+    assert got.last_sync_count == files
+    assert got.meta["objects_listed"] == files
+    r = api(server, "GET", "/api/tasks/", params={"project": pid, "page_size": 1})
+    assert r.status_code == 200, r.text
+    assert r.json()["total"] == files

@@ -10,7 +10,7 @@ and a value that is not a task fails for that key only.
 import json
 
 import pytest
-from helpers import api, assert_no_secrets, canon, project, raw_json, raw_tasks, tasks_of
+from helpers import api, assert_no_secrets, canon, finished, project, raw_json, raw_tasks, synced, synced_raw, tasks_of
 from label_studio_sdk.core.api_error import ApiError
 
 SECRET_FIELDS = ("password",)
@@ -67,7 +67,8 @@ def test_import_sync_get_list_update_delete(server, client, redis_server, redis_
     assert (st.regex_filter, st.use_blob_urls) == (regex, True)
     assert st.last_sync_count is None
 
-    raw = client.import_storage.redis.with_raw_response.sync(st.id)
+    answer, raw = synced_raw(client.import_storage.redis, st.id)
+    assert_no_secrets(raw_json(answer), SECRET_FIELDS, password)
     assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     st = raw.data
     assert st.status == "completed", st.traceback
@@ -90,7 +91,7 @@ def test_import_sync_get_list_update_delete(server, client, redis_server, redis_
     assert [a["result"] for a in full.annotations] == [ann_result]
     assert all(not t.annotations for t in tasks if t.id != full.id)
 
-    st = client.import_storage.redis.sync(st.id)
+    st = synced(client.import_storage.redis, st.id)
     assert (st.status, st.last_sync_count) == ("completed", 0)
     assert st.meta["tasks_existed"] == 6
     assert len(tasks_of(client, pid)) == 6
@@ -115,7 +116,7 @@ def test_import_sync_get_list_update_delete(server, client, redis_server, redis_
     raw = client.import_storage.redis.with_raw_response.update(st.id, regex_filter=r".*:[a-z0-9.]+$", title="all")
     assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     assert (raw.data.regex_filter, raw.data.title, raw.data.path, raw.data.db) == (r".*:[a-z0-9.]+$", "all", path, 1)
-    st = client.import_storage.redis.sync(st.id)
+    st = synced(client.import_storage.redis, st.id)
     assert (st.status, st.last_sync_count) == ("completed", 2), st.traceback
     assert sorted(t["data"]["text"] for t in raw_tasks(server, pid)) == sorted(
         ["a plain dict", "full", "array 0", "array 1", "line 0", "line 1", "late", "filtered"])
@@ -128,7 +129,7 @@ def test_import_sync_get_list_update_delete(server, client, redis_server, redis_
     raw = client.import_storage.redis.with_raw_response.update(st.id, host="localhost", password=password)
     assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     assert raw.data.host == "localhost"
-    st = client.import_storage.redis.sync(st.id)
+    st = synced(client.import_storage.redis, st.id)
     assert (st.status, st.last_sync_count) == ("completed", 0), st.traceback
 
     # Deleting the storage keeps its tasks (LS [obs]).
@@ -146,7 +147,7 @@ def test_values_that_are_not_tasks_fail_per_key(server, client, redis_server, re
     pid = project(client, "redis bad values")
     st = client.import_storage.redis.create(project=pid, path=path, **redis_server.storage_args(1))
     assert st.use_blob_urls is False and st.regex_filter is None
-    st = client.import_storage.redis.sync(st.id)
+    st = synced(client.import_storage.redis, st.id)
     # LS fails the whole sync on the first bad value; stowage reports each bad key and imports the rest.
     assert (st.status, st.last_sync_count) == ("completed_with_errors", 1)
     assert sorted(st.traceback.splitlines()) == [
@@ -199,7 +200,7 @@ def test_db_zero_and_bad_connections_are_refused(server, client, redis_server, r
     body = refused(client.import_storage.redis.update, id=imp.id, db=0, password=redis_server.password)
     assert body["validation_errors"] == {"non_field_errors": [DB_ZERO]}
     assert client.import_storage.redis.get(imp.id).db == 1
-    assert client.import_storage.redis.sync(imp.id).status == "completed"
+    assert synced(client.import_storage.redis, imp.id).status == "completed"
 
 
 def test_export_writes_path_and_annotation_id(server, client, redis_server, redis_path):
@@ -207,7 +208,7 @@ def test_export_writes_path_and_annotation_id(server, client, redis_server, redi
     redis_server.client(1).set(f"{redis_path}in", json.dumps([{"text": "first"}, {"text": "second"}]))
     pid = project(client, "redis export")
     imp = client.import_storage.redis.create(project=pid, path=f"{redis_path}in", **redis_server.storage_args(1))
-    assert client.import_storage.redis.sync(imp.id).last_sync_count == 2
+    assert synced(client.import_storage.redis, imp.id).last_sync_count == 2
 
     r2 = redis_server.client(2)
     out = f"{redis_path}ann:"
@@ -218,6 +219,10 @@ def test_export_writes_path_and_annotation_id(server, client, redis_server, redi
     exp = raw.data
     assert (exp.project, exp.type, exp.path, exp.db, exp.can_delete_objects) == (pid, "redis", out, 2, True)
     assert (exp.host, exp.port, exp.title) == (redis_server.host, redis_server.port, "annotations")
+    # Creating a target queues its first export sync (nothing to write yet): let it finish.
+    raw = finished(client.export_storage.redis, exp.id, raw=True)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
+    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 0), raw.data.traceback
 
     annotations = {}
     for i, task in enumerate(sorted(tasks_of(client, pid), key=lambda t: t.id)):
@@ -237,11 +242,13 @@ def test_export_writes_path_and_annotation_id(server, client, redis_server, redi
     annotations[first] = (result, annotations[first][1])
     assert json.loads(r2.get(f"{out}{first}"))["result"] == result
 
-    raw = client.export_storage.redis.with_raw_response.sync(exp.id)
+    # Every annotation was written when it was saved: the (incremental) sync writes none again.
+    answer, raw = synced_raw(client.export_storage.redis, exp.id)
+    assert_no_secrets(raw_json(answer), SECRET_FIELDS, password)
     assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     exp = raw.data
     assert exp.status == "completed", exp.traceback
-    assert exp.last_sync_count == 2
+    assert exp.last_sync_count == 0
 
     assert keys_under(r2, out) == sorted(f"{out}{a}" for a in annotations)
     for ann_id, (result, task) in annotations.items():
@@ -260,7 +267,7 @@ def test_export_writes_path_and_annotation_id(server, client, redis_server, redi
 
     raw = client.export_storage.redis.with_raw_response.get(exp.id)
     assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
-    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 2)
+    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 0)
     raw = client.export_storage.redis.with_raw_response.list(project=pid)
     assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
     assert [s.id for s in raw.data] == [exp.id]
@@ -269,13 +276,32 @@ def test_export_writes_path_and_annotation_id(server, client, redis_server, redi
     assert_no_secrets(r.json(), SECRET_FIELDS, password)
     assert [(s["id"], s["type"]) for s in r.json()] == [(exp.id, "redis")]
 
-    # A target created when annotations exist gets them all at once (LS syncs on creation).
+    # An annotation this storage has not written yet (one an import sync created: an import writes
+    # nothing on save) is written by the next export sync, and only it.
+    result = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["pos"]}}]
+    redis_server.client(1).set(f"{redis_path}in:more", json.dumps({"data": {"text": "third"},
+                                                                    "annotations": [{"result": result}]}))
+    assert synced(client.import_storage.redis, imp.id).last_sync_count == 1
+    (task,) = [t for t in tasks_of(client, pid) if t.data == {"text": "third"}]
+    (added,) = [a["id"] for a in task.annotations]
+    assert keys_under(r2, out) == sorted(f"{out}{a}" for a in annotations)
+    annotations[added] = (result, task)
+    answer, raw = synced_raw(client.export_storage.redis, exp.id)
+    assert_no_secrets(raw_json(answer), SECRET_FIELDS, password)
+    assert_no_secrets(raw_json(raw), SECRET_FIELDS, password)
+    assert (raw.data.status, raw.data.last_sync_count) == ("completed", 1), raw.data.traceback
+    assert keys_under(r2, out) == sorted(f"{out}{a}" for a in annotations)
+    doc = json.loads(r2.get(f"{out}{added}"))
+    assert (doc["id"], doc["result"], doc["task"]["id"]) == (added, result, task.id)
+
+    # A target created when annotations exist gets them all at once (LS syncs on creation, here
+    # in the background: poll it).
     out2 = f"{redis_path}ann2:"
     exp2 = client.export_storage.redis.create(project=pid, path=out2, **redis_server.storage_args(2))
     assert exp2.can_delete_objects in (None, False)
+    got = finished(client.export_storage.redis, exp2.id)
+    assert (got.status, got.last_sync_count) == ("completed", 3), got.traceback
     assert keys_under(r2, out2) == sorted(f"{out2}{a}" for a in annotations)
-    got = client.export_storage.redis.get(exp2.id)
-    assert (got.status, got.last_sync_count) == ("completed", 2)
 
     # can_delete_objects: deleting an annotation deletes its key (stowage; LS never deletes
     # Redis keys) ...
@@ -290,7 +316,9 @@ def test_export_writes_path_and_annotation_id(server, client, redis_server, redi
 
     # Without a path, the key is the bare annotation id, as in LS (db 5: only this test writes there).
     exp3 = client.export_storage.redis.create(project=pid, **redis_server.storage_args(5))
-    assert (exp3.path, exp3.last_sync_count) == (None, 1)
+    assert exp3.path is None
+    got = finished(client.export_storage.redis, exp3.id)
+    assert (got.path, got.status, got.last_sync_count) == (None, "completed", 2), got.traceback
     left = max(annotations)
     doc = json.loads(redis_server.client(5).get(str(left)))
     assert (doc["id"], doc["result"]) == (left, annotations[left][0])

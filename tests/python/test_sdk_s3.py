@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import object_store as flows
 import pytest
+from helpers import synced
 from label_studio_sdk.core.api_error import ApiError
 
 
@@ -57,7 +58,7 @@ def test_validate_and_create_refuse_bad_connections(client, s3, key_prefix):
         assert e.value.status_code == 400, (change, e.value.status_code, e.value.body)
     st = client.import_storage.s3.update(st.id, **dict(good, s3endpoint=s3.endpoint.replace("127.0.0.1", "localhost")))
     assert st.s3endpoint == s3.endpoint.replace("127.0.0.1", "localhost")
-    st = client.import_storage.s3.sync(st.id)
+    st = synced(client.import_storage.s3, st.id)
     assert (st.status, st.last_sync_count) == ("completed", 1), st.traceback
     client.import_storage.s3.delete(st.id)
 

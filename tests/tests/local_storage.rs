@@ -198,10 +198,14 @@ async fn annotations_are_exported_on_save_and_on_sync_and_deleted_when_allowed()
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let export_id = r.body["id"].as_i64().unwrap();
+    // ... in the background: the storage answers queued, and its first run writes the annotation.
+    assert_eq!(r.body["status"], "queued");
+    let r = svc.wait_sync(&format!("/api/storages/export/localfiles/{export_id}")).await;
     assert_eq!(summary(&r.body), ("completed".into(), 1));
     let keep = svc.dir("keep", &[]);
     let r = svc.post("/api/storages/export/localfiles", json!({"project": project, "path": keep})).await;
     assert_eq!((r.status, r.body["can_delete_objects"].clone()), (201, Value::Null));
+    svc.wait_sync(&format!("/api/storages/export/localfiles/{}", r.body["id"])).await;
 
     // Every save is written at once, named by the annotation id.
     let second = svc
@@ -227,8 +231,9 @@ async fn annotations_are_exported_on_save_and_on_sync_and_deleted_when_allowed()
     let doc: Value = serde_json::from_slice(&std::fs::read(out.join(first.to_string())).unwrap()).unwrap();
     assert_eq!(doc["result"], changed);
 
+    // Export sync is incremental: both annotations were written when saved, so nothing is left.
     let r = svc.sync(&format!("/api/storages/export/localfiles/{export_id}")).await;
-    assert_eq!(summary(&r.body), ("completed".into(), 2));
+    assert_eq!(summary(&r.body), ("completed".into(), 0));
     assert_eq!(r.body["meta"]["total_annotations"], 2);
 
     // Deleting removes the object only where the storage allows it.
@@ -279,7 +284,8 @@ async fn storage_api_shapes_and_errors() {
         json!({"id": id, "type": "localfiles", "project": project, "title": "mine", "description": null,
                "synchronizable": true, "last_sync": null, "last_sync_count": null, "last_sync_job": null,
                "status": "initialized", "traceback": null, "meta": {}, "path": dir.to_str().unwrap(),
-               "regex_filter": null, "use_blob_urls": false, "recursive_scan": false})
+               "regex_filter": null, "use_blob_urls": false, "recursive_scan": false,
+               "sync_on_change": "keep", "sync_on_delete": "keep", "max_delete_percent": 50})
     );
     let r = svc.patch(&format!("/api/storages/localfiles/{id}"), json!({"title": "renamed"})).await;
     assert_eq!((r.status, r.body["title"].as_str(), r.body["path"].as_str()), (200, Some("renamed"), dir.to_str()));

@@ -240,7 +240,7 @@ async fn a_repeatedly_failing_adapter_is_quarantined() {
 
     let r = svc.upload_adapter(wasm).await;
     assert_eq!(r.status, 201);
-    let s = svc.post(&healthy, json!(null)).await.body;
+    let s = svc.sync(healthy.trim_end_matches("/sync")).await.body;
     assert_eq!((outcome(&s), s["last_sync_count"].as_i64()), (("completed", ""), Some(1)));
 }
 
