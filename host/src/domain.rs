@@ -219,14 +219,25 @@ pub struct Storage {
     pub fields: serde_json::Map<String, serde_json::Value>,
     pub secrets: serde_json::Map<String, serde_json::Value>,
     pub synchronizable: bool,
-    /// Label Studio's sync status.
-    pub status: SyncStatus,
-    pub traceback: Option<String>,
-    pub meta: serde_json::Value,
-    pub last_sync: Option<String>,
-    pub last_sync_count: Option<i64>,
-    pub last_sync_job: Option<String>,
+    /// Where its last (or current) sync stands.
+    pub sync: SyncState,
     pub created_at: String,
+}
+
+/// A storage's sync columns, Label Studio's `StorageInfo` fields.
+#[derive(Debug, Clone)]
+pub struct SyncState {
+    pub status: SyncStatus,
+    /// Why the last run failed or which objects it could not import; `None` after a clean run.
+    pub traceback: Option<String>,
+    /// Timings and counters of the run (`attempts`, `time_queued`, `tasks_created`, ...).
+    pub meta: serde_json::Value,
+    /// When the last run ended, in Label Studio's API format.
+    pub last_sync: Option<String>,
+    /// Tasks created (import) or annotations written (export) by the last completed run.
+    pub last_sync_count: Option<i64>,
+    /// Label Studio's RQ job id; always `None` here.
+    pub last_sync_job: Option<String>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -238,7 +249,7 @@ impl std::fmt::Debug for Storage {
             .field("project_id", &self.project_id)
             .field("fields", &self.fields)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
-            .field("status", &self.status)
+            .field("status", &self.sync.status)
             .finish_non_exhaustive()
     }
 }
@@ -261,12 +272,14 @@ impl Storage {
             fields,
             secrets: serde_json::Map::new(),
             synchronizable: true,
-            status: SyncStatus::Initialized,
-            traceback: None,
-            meta: serde_json::json!({}),
-            last_sync: None,
-            last_sync_count: None,
-            last_sync_job: None,
+            sync: SyncState {
+                status: SyncStatus::Initialized,
+                traceback: None,
+                meta: serde_json::json!({}),
+                last_sync: None,
+                last_sync_count: None,
+                last_sync_job: None,
+            },
             created_at: String::new(),
         }
     }

@@ -107,7 +107,10 @@ async fn a_sync_killed_ten_times_resumes_by_itself_and_imports_each_object_once(
     assert_eq!(s["traceback"], Value::Null);
     assert_eq!(s["meta"]["tasks_existed"], 0);
     // Counters commit with their page: a page listed again after a kill is counted once.
-    assert_eq!((s["meta"]["objects_listed"].as_u64(), s["meta"]["objects_matched"].as_u64()), (Some(n as u64), Some(n as u64)));
+    assert_eq!(
+        (s["meta"]["objects_listed"].as_u64(), s["meta"]["objects_matched"].as_u64()),
+        (Some(n as u64), Some(n as u64))
+    );
     let (_, tasks) =
         call(reqwest::Method::GET, format!("{base}/api/tasks?project={project}&page_size=1"), Value::Null).await;
     assert_eq!(tasks["total"].as_i64(), Some(n as i64));

@@ -298,12 +298,12 @@ fn storage_json(app: &App, s: &Storage) -> Value {
         "description": s.description,
         "created_at": s.created_at,
         "synchronizable": s.synchronizable,
-        "last_sync": s.last_sync,
-        "last_sync_count": s.last_sync_count,
-        "last_sync_job": s.last_sync_job,
-        "status": s.status.as_str(),
-        "traceback": s.traceback,
-        "meta": s.meta,
+        "last_sync": s.sync.last_sync,
+        "last_sync_count": s.sync.last_sync_count,
+        "last_sync_job": s.sync.last_sync_job,
+        "status": s.sync.status.as_str(),
+        "traceback": s.sync.traceback,
+        "meta": s.sync.meta,
     });
     if let Some(adapter) = app.registry.get(&s.type_name) {
         for spec in field_specs(&adapter.info, s.direction).iter().filter(|f| !f.secret) {

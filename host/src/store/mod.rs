@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
 pub use storages::ExportLink;
-pub use sync_runs::{ImportedObject, LinkState, PageCommit, Run, SyncProgress};
+pub use sync_runs::{ImportedObject, LinkState, PageCommit, Run};
 
 /// A failed database operation. Shown to users only as "internal error"; logged in full.
 #[derive(Debug, thiserror::Error)]

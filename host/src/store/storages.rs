@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, json};
-use crate::domain::{Direction, Storage, SyncStatus, now};
+use crate::domain::{Direction, Storage, SyncState, SyncStatus, now};
 
 const STORAGE_COLS: &str = "id, direction, type, project_id, title, description, fields, secrets, synchronizable,
     status, traceback, meta, last_sync, last_sync_count, last_sync_job, created_at";
@@ -24,12 +24,14 @@ fn storage(r: &rusqlite::Row) -> rusqlite::Result<Storage> {
         fields: map(r.get(6)?),
         secrets: map(r.get(7)?),
         synchronizable: r.get(8)?,
-        status: SyncStatus::parse(&r.get::<_, String>(9)?).unwrap_or(SyncStatus::Initialized),
-        traceback: r.get(10)?,
-        meta: json(r.get(11)?),
-        last_sync: r.get(12)?,
-        last_sync_count: r.get(13)?,
-        last_sync_job: r.get(14)?,
+        sync: SyncState {
+            status: SyncStatus::parse(&r.get::<_, String>(9)?).unwrap_or(SyncStatus::Initialized),
+            traceback: r.get(10)?,
+            meta: json(r.get(11)?),
+            last_sync: r.get(12)?,
+            last_sync_count: r.get(13)?,
+            last_sync_job: r.get(14)?,
+        },
         created_at: r.get(15)?,
     })
 }

@@ -7,18 +7,7 @@ use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 
 use super::tasks::{insert_task, next_inner_id};
 use super::{Result, Store};
-use crate::domain::{NewTask, SyncCounters, SyncStatus, now};
-
-/// The sync-related columns of a storage (Label Studio's status fields).
-#[derive(Debug, Clone)]
-pub struct SyncProgress {
-    pub status: SyncStatus,
-    pub traceback: Option<String>,
-    pub meta: serde_json::Value,
-    pub last_sync: Option<String>,
-    pub last_sync_count: Option<i64>,
-    pub last_sync_job: Option<String>,
-}
+use crate::domain::{NewTask, SyncCounters, SyncState, SyncStatus, now};
 
 /// One sync run as stored.
 #[derive(Debug, Clone)]
@@ -182,13 +171,6 @@ impl Store {
         Ok(n)
     }
 
-    /// The run of a storage that is queued or running, if any.
-    pub fn unfinished_run(&self, storage_id: i64) -> Result<Option<Run>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        unfinished_run(&tx, storage_id)
-    }
-
     /// Saves a run's counters and the storage's `meta` outside a page (e.g. at the start of a
     /// phase).
     pub fn save_run_progress(
@@ -210,7 +192,7 @@ impl Store {
     }
 
     /// Ends a run and writes the storage's final status columns, in one transaction.
-    pub fn finish_run(&self, run_id: i64, storage_id: i64, p: &SyncProgress) -> Result<()> {
+    pub fn finish_run(&self, run_id: i64, storage_id: i64, p: &SyncState) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
@@ -332,7 +314,13 @@ impl Store {
             tx.prepare_cached(
                 "UPDATE import_links SET etag = ?3, size = ?4, last_modified = ?5 WHERE storage_id = ?1 AND key = ?2",
             )?
-            .execute(params![page.storage_id, o.key, o.etag, o.size as i64, o.last_modified.map(|m| m as i64)])?;
+            .execute(params![
+                page.storage_id,
+                o.key,
+                o.etag,
+                o.size as i64,
+                o.last_modified.map(|m| m as i64)
+            ])?;
         }
         for key in page.reappeared {
             tx.prepare_cached(
@@ -359,7 +347,10 @@ impl Store {
                 page.cursor.is_none()
             ],
         )?;
-        tx.execute("UPDATE storages SET meta = ?2 WHERE id = ?1", params![page.storage_id, meta(counters).to_string()])?;
+        tx.execute(
+            "UPDATE storages SET meta = ?2 WHERE id = ?1",
+            params![page.storage_id, meta(counters).to_string()],
+        )?;
         tx.commit()?;
         Ok(())
     }

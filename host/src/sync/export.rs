@@ -3,10 +3,9 @@
 //! annotation save; deleted with the annotation when the storage has `can_delete_objects`
 //! (`io_storages/base_models.py::ExportStorage`).
 
-
 use super::SyncError;
 use super::connect::connect;
-use super::job::{Outcome, Tracker};
+use super::report::{Outcome, Tracker};
 use crate::App;
 use crate::domain::{Direction, Storage};
 use crate::error::{ErrorKind, StorageError};
@@ -113,7 +112,11 @@ pub async fn annotation_deleted(app: &App, links: Vec<ExportLink>) {
             Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "delete", e.to_string())),
         };
         if let Err(e) = result {
-            tracing::warn!(storage = storage.id, key = link.key, "deleting an exported annotation failed, the next export sync retries: {e}");
+            tracing::warn!(
+                storage = storage.id,
+                key = link.key,
+                "deleting an exported annotation failed, the next export sync retries: {e}"
+            );
             if let Err(e) = app.store.queue_export_deletion(storage.id, &link.key) {
                 tracing::error!(storage = storage.id, "remembering a failed export delete: {e}");
             }

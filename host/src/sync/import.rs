@@ -7,10 +7,10 @@
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::connect::connect;
-use super::job::{Outcome, Tracker};
-use super::stages::{self, Plan, Removal};
 use super::SyncError;
+use super::connect::connect;
+use super::report::{Outcome, Tracker};
+use super::stages::{self, Plan, Removal};
 use crate::App;
 use crate::domain::{Entry, HostOptions, NewTask, OnDelete, Page, Storage};
 use crate::error::StorageError;
@@ -228,8 +228,11 @@ pub(super) async fn run(app: &App, storage: &Storage, tracker: &mut Tracker) -> 
     if !tracker.listing_done {
         let mut pages = spawn_lister(connect(app, storage)?, &import.opts, tracker.cursor.clone());
         let mut helpers = Vec::new();
-        while let Some(page) = pages.recv().await {
-            let page = page?;
+        loop {
+            // A lister gone without its last page (it panicked) is a listing cut short: the run
+            // fails, so the removal phase never sees a partial listing.
+            let page =
+                pages.recv().await.ok_or_else(|| SyncError::Invalid("list: the listing stopped early".into()))??;
             let last = page.next_cursor.is_none();
             import.page(&mut session, &mut helpers, page, tracker).await?;
             if last {

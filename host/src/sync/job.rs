@@ -15,9 +15,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use super::SyncError;
+use super::report::{Tracker, meta_time};
 use crate::App;
-use crate::domain::{Direction, Storage, SyncCounters, SyncStatus, now};
-use crate::store::{Run, StoreError, SyncProgress};
+use crate::domain::{Direction, Storage, SyncState, SyncStatus, now};
+use crate::store::{Run, StoreError};
 
 /// Default of `--sync-workers`: runs executed at once by one service.
 pub const DEFAULT_WORKERS: usize = 2;
@@ -28,18 +29,13 @@ pub struct Queue {
     wake: Notify,
 }
 
-/// `str(datetime)` form Label Studio uses in `meta`: `2026-11-24 23:06:27.392361+00:00`.
-fn meta_time() -> String {
-    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string()
-}
-
 /// Queues a sync of `storage` and returns at once; the storage is then `queued` (or already
 /// `in_progress`, when a run was under way: that run is the answer, nothing new is queued).
 ///
 /// # Errors
 /// Only database failures.
 pub fn request(app: &App, storage: &Storage) -> Result<(), StoreError> {
-    let attempts = storage.meta.get("attempts").and_then(Value::as_i64).unwrap_or(0) + 1;
+    let attempts = storage.sync.meta.get("attempts").and_then(Value::as_i64).unwrap_or(0) + 1;
     // A new run starts a new `meta` and clears `traceback`: Label Studio keeps a stale traceback
     // after a later success, which reads as a current error.
     let meta = json!({"attempts": attempts, "time_queued": meta_time()});
@@ -72,7 +68,7 @@ async fn worker(app: Weak<App>, queue: Arc<Queue>) {
                 let (run_id, storage_id) = (run.id, run.storage_id);
                 if let Err(e) = tokio::spawn(execute(app.clone(), run)).await {
                     tracing::error!(run = run_id, "sync run panicked: {e}");
-                    let failed = SyncProgress {
+                    let failed = SyncState {
                         status: SyncStatus::Failed,
                         traceback: Some("internal error during the sync; see the service log".into()),
                         meta: json!({"time_failure": meta_time()}),
@@ -92,78 +88,6 @@ async fn worker(app: Weak<App>, queue: Arc<Queue>) {
             }
         }
     }
-}
-
-/// A run's progress as it goes: counters (persisted with each page by the stages) and the
-/// storage's `meta` built from them.
-pub struct Tracker {
-    pub run_id: i64,
-    pub storage_id: i64,
-    /// The persisted cursor to continue from (`None`: the start).
-    pub cursor: Option<String>,
-    pub listing_done: bool,
-    pub counters: SyncCounters,
-    /// `meta` fields set before this process took the run (`attempts`, `time_queued`, ...).
-    base: Map<String, Value>,
-    /// When this process took the run, and the objects listed until then (for the rate).
-    since: Instant,
-    listed_before: u64,
-}
-
-impl Tracker {
-    fn new(run: Run, storage: &Storage) -> Tracker {
-        let mut base = storage.meta.as_object().cloned().unwrap_or_default();
-        base.insert("time_in_progress".into(), Value::from(meta_time()));
-        base.entry("started_at").or_insert_with(|| Value::from(now()));
-        Tracker {
-            run_id: run.id,
-            storage_id: run.storage_id,
-            cursor: run.cursor,
-            listing_done: run.listing_done,
-            listed_before: run.counters.objects_listed,
-            counters: run.counters,
-            base,
-            since: Instant::now(),
-        }
-    }
-
-    /// The storage's `meta` now: Label Studio's fields, then the run's counters (without the
-    /// failure lines, which go to `traceback`), `rate_per_s` (objects listed per second by this
-    /// process). `eta_s` is absent: listings do not say how many objects are left.
-    pub fn meta(&self) -> Value {
-        self.meta_for(&self.counters)
-    }
-
-    /// Adds a field to `meta` (e.g. `total_annotations`).
-    pub fn note(&mut self, key: &str, value: Value) {
-        self.base.insert(key.into(), value);
-    }
-
-    /// [`meta`](Self::meta) with counters `c` (about to be committed).
-    pub fn meta_for(&self, c: &SyncCounters) -> Value {
-        let mut meta = self.base.clone();
-        meta.insert("time_last_ping".into(), Value::from(meta_time()));
-        if let Value::Object(c) = serde_json::to_value(c).expect("counters serialize") {
-            for (k, v) in c {
-                if k != "failures" && !v.is_null() {
-                    meta.insert(k, v);
-                }
-            }
-        }
-        let secs = self.since.elapsed().as_secs_f64();
-        if secs > 0.0 {
-            let rate = c.objects_listed.saturating_sub(self.listed_before) as f64 / secs;
-            meta.insert("rate_per_s".into(), json!((rate * 10.0).round() / 10.0));
-        }
-        Value::Object(meta)
-    }
-}
-
-/// How a run ended without failing.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Why the removal phase was skipped (deletion brakes), if it was.
-    pub braked: Option<String>,
 }
 
 async fn execute(app: Arc<App>, run: Run) {
@@ -209,7 +133,7 @@ async fn execute(app: Arc<App>, run: Run) {
             (SyncStatus::Failed, None)
         }
     };
-    let progress = SyncProgress {
+    let progress = SyncState {
         status,
         traceback: (!lines.is_empty()).then(|| lines.join("\n")),
         meta: Value::Object(meta),

@@ -5,6 +5,7 @@
 //!   them; interrupted runs resume from their persisted cursor;
 //! - `import`: the listing loop, page by page, over the pure page stages of `stages`;
 //! - `export`: incremental writes of annotations;
+//! - `report`: a run's progress and outcome, which both loops hand back to `job`;
 //! - `connect`: adapter sessions of a stored storage; `retry`: only temporary failures are retried;
 //! - `error`: [`SyncError`], why a run stopped.
 
@@ -13,6 +14,7 @@ mod error;
 pub mod export;
 pub mod import;
 pub mod job;
+pub mod report;
 pub mod retry;
 pub mod stages;
 

@@ -185,7 +185,12 @@ mod tests {
             ("back".to_string(), link(1, Some("a"), false)),
         ]);
         let page = || {
-            vec![entry("same", 1, Some("a")), entry("edited", 2, Some("b")), entry("back", 1, Some("a")), entry("new", 1, None)]
+            vec![
+                entry("same", 1, Some("a")),
+                entry("edited", 2, Some("b")),
+                entry("back", 1, Some("a")),
+                entry("new", 1, None),
+            ]
         };
         let plan = classify(page(), &links, OnChange::Update, true);
         assert_eq!(plan.new.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["new"]);
