@@ -5,6 +5,9 @@
 //! document root, which is what blob-mode URIs carry. The adapter sees nothing else of the host
 //! filesystem: `..`, absolute paths and symlinks pointing out are refused by WASI itself.
 
+mod walk;
+
+use std::cell::RefCell;
 use std::fs;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
@@ -26,6 +29,19 @@ const QUOTE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-'
 struct LocalFiles {
     /// The directory relative to the document root, `/`-separated, no leading or trailing `/`.
     relative_path: String,
+    /// Where the storage directory is: [`ROOT`] (another directory in native tests).
+    root: PathBuf,
+    /// Where the last listing page ended, to go on from there when the next call passes its
+    /// cursor. Only a shortcut: a cursor alone gives the same page.
+    last_walk: RefCell<Option<LastWalk>>,
+}
+
+/// A listing's position after the page whose last key is `cursor`.
+struct LastWalk {
+    key_prefix: String,
+    recursive: bool,
+    cursor: String,
+    walk: walk::Walk,
 }
 
 fn io_error(key: &str, e: std::io::Error) -> Error {
@@ -38,12 +54,12 @@ fn io_error(key: &str, e: std::io::Error) -> Error {
 
 /// Maps a key to its path in the sandbox. Absolute keys and `..` are refused here for a clear
 /// message; the WASI preopen would refuse them anyway.
-fn resolve(key: &str) -> Result<PathBuf, Error> {
+fn resolve(root: &Path, key: &str) -> Result<PathBuf, Error> {
     let rel = Path::new(key);
     if key.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(Error::Denied(format!("{key}: outside the storage directory")));
     }
-    Ok(Path::new(ROOT).join(rel))
+    Ok(root.join(rel))
 }
 
 fn entry_of(key: String, meta: &fs::Metadata) -> Entry {
@@ -55,29 +71,6 @@ fn entry_of(key: String, meta: &fs::Metadata) -> Entry {
         // Label Studio's weak ETag for local files is mtime-ns and size in hex.
         etag: Some(format!("{nanos:x}-{:x}", meta.len())),
         last_modified: modified.map(|d| d.as_millis() as u64),
-    }
-}
-
-/// Collects the keys of the files under `dir`, recursing when asked. Uses the directory entries'
-/// own types (no `stat` per file: listing cost is dominated by it); symlinks are followed with a
-/// `stat`, and entries that cannot be (e.g. a link pointing out of the sandbox) are skipped.
-fn walk(dir: &Path, key_prefix: &str, recursive: bool, out: &mut Vec<String>) {
-    let Ok(read) = fs::read_dir(dir) else { return };
-    for item in read.flatten() {
-        let Some(name) = item.file_name().to_str().map(str::to_owned) else { continue };
-        let Ok(mut kind) = item.file_type() else { continue };
-        if kind.is_symlink() {
-            let Ok(meta) = fs::metadata(item.path()) else { continue };
-            kind = meta.file_type();
-        }
-        let key = format!("{key_prefix}{name}");
-        if kind.is_dir() {
-            if recursive {
-                walk(&item.path(), &format!("{key}/"), true, out);
-            }
-        } else if kind.is_file() {
-            out.push(key);
-        }
     }
 }
 
@@ -106,44 +99,58 @@ impl Backend for LocalFiles {
 
     fn open(config: Config) -> Result<Self, Error> {
         let relative_path = config.require("path")?.trim_matches('/').to_string();
-        Ok(LocalFiles { relative_path })
+        Ok(LocalFiles { relative_path, root: PathBuf::from(ROOT), last_walk: RefCell::new(None) })
     }
 
     fn check(&self, _direction: Direction) -> Result<(), Error> {
-        fs::read_dir(ROOT).map(|_| ()).map_err(|e| io_error("storage directory", e))
+        fs::read_dir(&self.root).map(|_| ()).map_err(|e| io_error("storage directory", e))
     }
 
-    /// Keys are sorted by full path; the cursor is the last key of the previous page.
-    /// A prefix names a folder (Label Studio's rule: `prefix.rstrip('/') + '/'`).
+    /// Keys are sorted by full path (byte order); the cursor is the last key of the previous page.
+    /// A prefix names a folder (Label Studio's rule: `prefix.rstrip('/') + '/'`). Each page costs
+    /// its own size (plus reading each directory once), not the folder's: see [`walk`].
     fn list(&self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
         let prefix = prefix.trim_matches('/');
         let (dir, key_prefix) = if prefix.is_empty() {
-            (PathBuf::from(ROOT), String::new())
+            (self.root.clone(), String::new())
         } else {
-            (resolve(prefix)?, format!("{prefix}/"))
+            (resolve(&self.root, prefix)?, format!("{prefix}/"))
         };
-        let mut keys = Vec::new();
-        walk(&dir, &key_prefix, recursive, &mut keys);
-        keys.sort_unstable();
-        let start = match &cursor {
-            Some(c) => keys.partition_point(|k| k.as_str() <= c.as_str()),
-            None => 0,
+        let mut last_walk = self.last_walk.borrow_mut();
+        let mut walk = match last_walk.take() {
+            Some(last)
+                if last.key_prefix == key_prefix
+                    && last.recursive == recursive
+                    && cursor.as_deref() == Some(last.cursor.as_str()) =>
+            {
+                last.walk
+            }
+            _ => walk::Walk::seek(dir, &key_prefix, recursive, cursor.as_deref()),
         };
-        let rest = &keys[start..];
-        let taken = &rest[..rest.len().min(page_size.max(1) as usize)];
-        let mut entries = Vec::with_capacity(taken.len());
-        for key in taken {
-            // A file removed since the walk is simply not listed.
-            if let Ok(meta) = fs::metadata(Path::new(ROOT).join(key)) {
-                entries.push(entry_of(key.clone(), &meta));
+        let page_size = page_size.max(1) as usize;
+        let mut keys = Vec::with_capacity(page_size.min(10_000));
+        while keys.len() < page_size {
+            let Some(key) = walk.next_key() else { break };
+            keys.push(key);
+        }
+        let next_cursor = if walk.has_more() { keys.last().cloned() } else { None };
+        if let Some(cursor) = &next_cursor {
+            *last_walk = Some(LastWalk { key_prefix, recursive, cursor: cursor.clone(), walk });
+        }
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            // A file removed (or replaced by a folder) since its directory was read is not listed.
+            if let Ok(meta) = fs::metadata(self.root.join(&key))
+                && meta.is_file()
+            {
+                entries.push(entry_of(key, &meta));
             }
         }
-        let next_cursor = (rest.len() > taken.len()).then(|| taken.last().cloned()).flatten();
         Ok(Page { entries, next_cursor })
     }
 
     fn stat(&self, key: &str) -> Result<Entry, Error> {
-        let meta = fs::metadata(resolve(key)?).map_err(|e| io_error(key, e))?;
+        let meta = fs::metadata(resolve(&self.root, key)?).map_err(|e| io_error(key, e))?;
         if !meta.is_file() {
             return Err(Error::NotFound(format!("{key}: not a file")));
         }
@@ -151,7 +158,7 @@ impl Backend for LocalFiles {
     }
 
     fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Object, Error> {
-        let path = resolve(key)?;
+        let path = resolve(&self.root, key)?;
         let mut file = fs::File::open(&path).map_err(|e| io_error(key, e))?;
         let meta = file.metadata().map_err(|e| io_error(key, e))?;
         if !meta.is_file() {
@@ -170,7 +177,7 @@ impl Backend for LocalFiles {
     }
 
     fn put(&self, key: &str, body: Vec<u8>, _content_type: Option<String>) -> Result<(), Error> {
-        let path = resolve(key)?;
+        let path = resolve(&self.root, key)?;
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|e| io_error(key, e))?;
         }
@@ -179,7 +186,7 @@ impl Backend for LocalFiles {
 
     fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
         for key in keys {
-            match fs::remove_file(resolve(&key)?) {
+            match fs::remove_file(resolve(&self.root, &key)?) {
                 Err(e) if e.kind() != ErrorKind::NotFound => return Err(io_error(&key, e)),
                 _ => {}
             }
@@ -196,3 +203,6 @@ impl Backend for LocalFiles {
 }
 
 stowage_sdk::export_adapter!(LocalFiles);
+
+#[cfg(test)]
+mod tests;
