@@ -236,7 +236,8 @@ pub struct SyncState {
     pub last_sync: Option<String>,
     /// Tasks created (import) or annotations written (export) by the last completed run.
     pub last_sync_count: Option<i64>,
-    /// Label Studio's RQ job id; always `None` here.
+    /// The id of the storage's last sync run (a decimal string), set when it is queued; Label
+    /// Studio puts its RQ job id here.
     pub last_sync_job: Option<String>,
 }
 

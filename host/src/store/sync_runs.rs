@@ -93,7 +93,7 @@ const UNSEEN: &str = "storage_id = ?1 AND (seen_run IS NULL OR seen_run <> ?2) A
 
 impl Store {
     /// Claims a sync run of a storage: a new `queued` run, with the storage set to `queued`,
-    /// traceback cleared and `meta` replaced by `queued_meta`; or, when one is already queued or
+    /// traceback cleared, `meta` replaced by `queued_meta` and `last_sync_job` the run's id; or, when one is already queued or
     /// running, that run (and nothing changes). A storage whose last run failed part-way (a
     /// cursor saved, `fields` unchanged since) gets that run back, queued: it continues from its
     /// cursor with its counters. Returns the run and whether it was queued by this call. The
@@ -125,11 +125,12 @@ impl Store {
                 params![storage_id, now(), fields],
             )?,
         };
-        tx.execute(
-            "UPDATE storages SET status = 'queued', traceback = NULL, meta = ?2 WHERE id = ?1",
-            params![storage_id, queued_meta.to_string()],
-        )?;
         let claimed = unfinished_run(&tx, storage_id)?.expect("run just queued");
+        // Label Studio sets `last_sync_job` when it enqueues the job (`info_set_job`).
+        tx.execute(
+            "UPDATE storages SET status = 'queued', traceback = NULL, meta = ?2, last_sync_job = ?3 WHERE id = ?1",
+            params![storage_id, queued_meta.to_string(), claimed.id.to_string()],
+        )?;
         tx.commit()?;
         Ok((claimed, true))
     }

@@ -74,7 +74,7 @@ async fn worker(app: Weak<App>, queue: Arc<Queue>) {
                         meta: json!({"time_failure": meta_time()}),
                         last_sync: Some(now()),
                         last_sync_count: None,
-                        last_sync_job: None,
+                        last_sync_job: Some(run_id.to_string()),
                     };
                     if let Err(e) = app.store.finish_run(run_id, storage_id, &failed) {
                         tracing::error!(run = run_id, "recording a panicked sync run: {e}");
@@ -139,7 +139,7 @@ async fn execute(app: Arc<App>, run: Run) {
         meta: Value::Object(meta),
         last_sync: Some(now()),
         last_sync_count,
-        last_sync_job: None,
+        last_sync_job: Some(tracker.run_id.to_string()),
     };
     if let Err(e) = app.store.finish_run(tracker.run_id, storage.id, &progress) {
         tracing::error!(storage = storage.id, "recording the end of a sync: {e}");

@@ -1,6 +1,7 @@
 //! A deliberately broken adapter for the sandbox tests. Its `mode` setting picks the misbehaviour
 //! of `list` and `get`: `trap` panics, `loop` spins forever, `alloc` allocates without bound,
-//! `alloc1g` asks for 1 GiB at once, `big:N` answers `get` with N MiB;
+//! `alloc1g` asks for 1 GiB at once, `big:N` answers `get` with N MiB; `pages:N` lists N pages
+//! of one key each (`p0.json`, `p1.json`, ...) and `pages:N:fail:K` fails page K (`denied`);
 //! `connect:ADDR` opens a TCP connection to ADDR (its grant is `host`:`port` only); `read:ADDR`
 //! connects and waits for bytes that never come; `http:URL` sends an HTTP GET (it has no HTTP
 //! grant); `file:PATH` reads a file (it has no directory); `env` lists the environment variables
@@ -73,6 +74,28 @@ impl Misbehave {
     }
 }
 
+/// `pages:N[:fail:K]`: page `i` (the cursor is its number) holds `p{i}.json`; page K fails.
+fn pages(spec: &str, cursor: Option<String>) -> Result<Page, Error> {
+    let bad = || Error::InvalidConfig(format!("pages:{spec}: want pages:N or pages:N:fail:K"));
+    let mut parts = spec.split(':');
+    let n: u32 = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+    let fail: Option<u32> = match (parts.next(), parts.next()) {
+        (None, _) => None,
+        (Some("fail"), Some(k)) => Some(k.parse().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    };
+    let page: u32 = cursor.map_or(Ok(0), |c| c.parse().map_err(|_| Error::InvalidConfig(format!("cursor {c}"))))?;
+    if fail == Some(page) {
+        return Err(Error::Denied(format!("misbehave: page {page} fails")));
+    }
+    let entries = if page < n {
+        vec![Entry { key: format!("p{page}.json"), size: 2, etag: None, last_modified: None }]
+    } else {
+        vec![]
+    };
+    Ok(Page { entries, next_cursor: (page + 1 < n).then(|| (page + 1).to_string()) })
+}
+
 /// Sends `GET url` (`http://host[:port]/path`) and returns the status.
 fn http_get(url: &str) -> Result<u16, Error> {
     let rest = url.strip_prefix("http://").ok_or_else(|| Error::InvalidConfig("http:// URLs only".into()))?;
@@ -103,7 +126,7 @@ impl Backend for Misbehave {
                     default_value: None,
                     export_default_value: None,
                     env_fallback: None,
-                    help: "trap, loop, alloc, alloc1g, big:N, connect:ADDR, read:ADDR, http:URL, file:PATH, env or ok"
+                    help: "trap, loop, alloc, alloc1g, big:N, pages:N[:fail:K], connect:ADDR, read:ADDR, http:URL, file:PATH, env or ok"
                         .into(),
                 },
                 Setting {
@@ -143,7 +166,10 @@ impl Backend for Misbehave {
         Ok(Misbehave { mode: config.require("mode")?.to_string() })
     }
 
-    fn list(&self, _prefix: &str, _cursor: Option<String>, _page_size: u32, _recursive: bool) -> Result<Page, Error> {
+    fn list(&self, _prefix: &str, cursor: Option<String>, _page_size: u32, _recursive: bool) -> Result<Page, Error> {
+        if let Some(spec) = self.mode.strip_prefix("pages:") {
+            return pages(spec, cursor);
+        }
         if let Some(entries) = self.probe() {
             return entries.map(|entries| Page { entries, next_cursor: None });
         }
