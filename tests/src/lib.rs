@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: where the test adapters are, an in-process service on
 //! a free port with its own data dir and document root, and a small JSON client; the test servers
-//! of each backend, and in [`object_store`] the scenarios the S3, GCS and Azure suites share.
+//! of each backend, in [`object_store`] the scenarios the S3, GCS and Azure suites share, and in
+//! [`fault_proxy`] a proxy that injects faults in front of a test server.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use serde_json::Value;
 use stowage::App;
 use stowage::config::Settings;
 
+pub mod fault_proxy;
 pub mod object_store;
 pub use object_store::ObjectStore;
 
@@ -112,6 +114,11 @@ impl Service {
     /// A service that may reach the loopback S3 test server.
     pub async fn start() -> Service {
         Service::start_with_timeout(10_000).await
+    }
+
+    /// The service's SQLite database file (read by tests that check links and integrity).
+    pub fn database(&self) -> PathBuf {
+        self._tmp.path().join("data/stowage.sqlite3")
     }
 
     /// Creates `rel` under the document root with the given files (`(relative path, bytes)`).

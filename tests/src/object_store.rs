@@ -196,7 +196,7 @@ pub fn session<S: ObjectStore>(svc: &Service, store: &S, direction: Direction) -
 }
 
 /// Writes `objects` (`(key, body)`) to the shared test bucket through the backend's own adapter,
-/// 16 sessions at a time.
+/// 16 sessions at a time, temporary failures retried.
 pub async fn seed<S: ObjectStore>(svc: &Service, store: &S, objects: &[(String, Vec<u8>)]) {
     let per = objects.len().div_ceil(UPLOADERS).max(1);
     let mut tasks = tokio::task::JoinSet::new();
@@ -205,7 +205,8 @@ pub async fn seed<S: ObjectStore>(svc: &Service, store: &S, objects: &[(String, 
         let chunk = chunk.to_vec();
         tasks.spawn(async move {
             for (key, body) in chunk {
-                session.put(&key, &body, None).await.unwrap_or_else(|e| panic!("put {key}: {e}"));
+                // Retried as the service retries: a test server under load answers 5xx at times.
+                stowage::with_retry!(session.put(&key, &body, None)).unwrap_or_else(|e| panic!("put {key}: {e}"));
             }
         });
     }
