@@ -1,4 +1,5 @@
-//! Service settings: CLI flags, each also read from a `STOWAGE_*` environment variable.
+//! The command line: `stowage serve` settings (each flag also read from a `STOWAGE_*` environment
+//! variable) and the arguments of the other subcommands.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ pub enum Command {
     Serve(Settings),
     /// Run the adapter conformance suite on one adapter component; exits 1 when a check fails.
     Conformance(ConformanceArgs),
+    /// Sync one storage of a running service and wait for the run to end; exits 0 when it
+    /// completed, 2 when it completed with errors, 1 when it failed or the request did.
+    Sync(SyncArgs),
 }
 
 /// `stowage conformance ADAPTER.wasm [--setting NAME=VALUE]... [--seed-dir DIR]`: the adapter is
@@ -62,6 +66,47 @@ pub struct ConformanceArgs {
     /// Compiled-code cache directory; a temporary one by default.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+}
+
+/// `stowage sync [--url URL] --token TOKEN --type TYPE [--export] ID`: a client of a running
+/// service (see [`crate::client`]), not a setting of it.
+#[derive(clap::Args, Clone)]
+pub struct SyncArgs {
+    /// Base URL of the service (`stowage serve --bind`'s default address by default).
+    #[arg(long, env = "STOWAGE_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+
+    /// API token, sent as `Authorization: Token TOKEN`; never printed.
+    #[arg(long, env = "STOWAGE_TOKEN", hide_env_values = true)]
+    pub token: String,
+
+    /// Storage type, the API path segment: `s3`, `gcs`, `azure`, `redis`, `localfiles`, ...
+    #[arg(long = "type", value_name = "TYPE")]
+    pub storage_type: String,
+
+    /// Sync the export storage `ID` (`/api/storages/export/TYPE/ID`) instead of the import one.
+    #[arg(long)]
+    pub export: bool,
+
+    /// Time between two status requests, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub interval_ms: u64,
+
+    /// The storage id.
+    pub id: i64,
+}
+
+/// Shows everything but the token.
+impl std::fmt::Debug for SyncArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncArgs")
+            .field("url", &self.url)
+            .field("storage_type", &self.storage_type)
+            .field("export", &self.export)
+            .field("interval_ms", &self.interval_ms)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything `stowage serve` is configured with. The names are a contract: scripts outside the

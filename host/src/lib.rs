@@ -6,9 +6,11 @@
 //! - [`tasks`]: task-file parsing and task-data presentation;
 //! - [`plugin`]: the wasmtime runtime, adapter registry, grants and limits;
 //! - [`store`]: SQLite, the only place with SQL;
-//! - [`conformance`]: `stowage conformance`, the adapter conformance suite on one component.
+//! - [`conformance`]: `stowage conformance`, the adapter conformance suite on one component;
+//! - [`client`]: `stowage sync`, a client of a running service (no part of the service).
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod conformance;
 pub mod domain;

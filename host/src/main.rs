@@ -1,4 +1,5 @@
-//! `stowage serve`: settings -> App (database, adapters) -> api::router -> HTTP.
+//! `stowage serve`: settings -> App (database, adapters) -> api::router -> HTTP. `stowage
+//! conformance` and `stowage sync` (a client of a running service) go to their modules.
 
 use std::time::Instant;
 
@@ -34,17 +35,39 @@ async fn conformance(args: &stowage::config::ConformanceArgs) -> anyhow::Result<
     std::process::exit(1);
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// The command line, or exit: clap's usage errors exit 2, except for `stowage sync`, where 2 means
+/// `completed_with_errors` and any error is 1.
+fn parse_cli() -> Cli {
+    Cli::try_parse().unwrap_or_else(|e| {
+        if e.use_stderr() && std::env::args().nth(1).as_deref() == Some("sync") {
+            let _ = e.print();
+            std::process::exit(stowage::client::EXIT_FAILED);
+        }
+        e.exit()
+    })
+}
+
+/// Logs to stdout, filtered by `RUST_LOG`.
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
         .init();
-    let settings = match Cli::parse().command {
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = match parse_cli().command {
         Command::Serve(settings) => settings,
-        Command::Conformance(args) => return conformance(&args).await,
+        Command::Conformance(args) => {
+            init_logging();
+            return conformance(&args).await;
+        }
+        // A client: its stdout is its report, so no log.
+        Command::Sync(args) => std::process::exit(stowage::client::sync(&args).await),
     };
+    init_logging();
     let started = Instant::now();
     let bind = settings.bind;
     let token = settings.token.clone();
