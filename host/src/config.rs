@@ -209,4 +209,14 @@ impl Settings {
             quarantine_after: self.quarantine_after,
         }
     }
+
+    /// What these settings allow every storage's sessions.
+    pub fn policy(&self) -> crate::plugin::Policy {
+        crate::plugin::Policy {
+            document_root: self.document_root.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+            allow_private_addresses: self.allow_private_addresses,
+            ambient_credentials: self.ambient_credentials.clone(),
+        }
+    }
 }

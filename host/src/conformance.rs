@@ -1,11 +1,12 @@
 //! `stowage conformance ADAPTER.wasm`: runs the adapter conformance suite
 //! (`stowage_sdk::conformance`) on one component through the host's own plugin runtime: the same
-//! sandbox and grant resolution as the service, its default limits (deadline and memory from the
-//! flags), and no quarantine. Settings are passed as given: no manifest defaults, no ambient
-//! credentials, no `--allowed-hosts`. For adapter authors, in or out of this repository
+//! sandbox, grant resolution and settings as the service ([`Sessions::open_adapter`]: manifest
+//! defaults fill missing settings), its default limits (deadline and memory from the flags), and
+//! no quarantine; no ambient credentials, no `--allowed-hosts`. For adapter authors, in or out of this repository
 //! (`sdk/README.md`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,8 +15,7 @@ use stowage_sdk::conformance::{self, Driver, Failure, Listed};
 use crate::config::ConformanceArgs;
 use crate::domain::Direction;
 use crate::error::{ErrorKind, StorageError};
-use crate::plugin::registry::split_settings;
-use crate::plugin::{Limits, Registry, Session, grants};
+use crate::plugin::{ConnectError, Limits, Policy, Registry, Session, Sessions};
 
 /// Drives one adapter session for the suite.
 ///
@@ -109,13 +109,16 @@ pub async fn run(args: &ConformanceArgs) -> anyhow::Result<Vec<String>> {
         pairs.push((name.to_string(), value.to_string()));
     }
     let value = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let (mut grant, rewritten) = grants::resolve(info, direction, args.document_root.as_deref(), value)
-        .map_err(|r| anyhow::anyhow!("--setting {}: {}", r.field, r.message))?;
-    grant.allow_private_addresses = args.allow_private_addresses;
-    let (settings, secrets) = split_settings(info, |spec| {
-        rewritten.iter().find(|(k, _)| *k == spec.name).map(|(_, v)| v.clone()).or_else(|| value(&spec.name))
-    });
-    let session = registry.session(adapter.clone(), grant, settings, secrets);
+    let policy = Policy {
+        document_root: args.document_root.clone(),
+        allow_private_addresses: args.allow_private_addresses,
+        ..Policy::default()
+    };
+    let session =
+        Sessions::new(Arc::new(registry), policy).open_adapter(adapter, direction, value).map_err(|e| match e {
+            ConnectError::Refused { field, message } => anyhow::anyhow!("--setting {field}: {message}"),
+            other => anyhow::anyhow!("{other}"),
+        })?;
     let mut driver = SessionDriver { session, dir: args.seed_dir.clone() };
     let result = conformance::run(&mut driver).await;
     Ok(result.err().unwrap_or_default())

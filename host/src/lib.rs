@@ -29,8 +29,8 @@ pub struct App {
     pub registry: Arc<plugin::Registry>,
     /// Wakes the sync workers when a run is queued (the runs themselves are in the database).
     pub syncs: Arc<sync::Queue>,
-    /// Idle adapter sessions reused by requests.
-    pub sessions: Arc<sync::SessionPool>,
+    /// Opens adapter sessions on storages under the settings' policy; pools idle ones.
+    pub sessions: Arc<plugin::Sessions>,
     /// Loads adapter files dropped into the adapters directory (`--watch-adapters`).
     _watcher: Option<notify::RecommendedWatcher>,
 }
@@ -51,8 +51,8 @@ impl App {
         let registry = Arc::new(
             plugin::Registry::load_dir(&settings.adapters_dir, &cache_dir, limits, &settings.allowed_adapters).await?,
         );
-        let sessions = Arc::new(sync::SessionPool::default());
-        let watcher = if settings.watch_adapters { Some(watch_adapters(&registry, &sessions)?) } else { None };
+        let sessions = Arc::new(plugin::Sessions::new(registry.clone(), settings.policy()));
+        let watcher = if settings.watch_adapters { Some(watch_adapters(&registry)?) } else { None };
         let workers = settings.sync_workers;
         let app = Arc::new(App {
             settings,
@@ -67,21 +67,16 @@ impl App {
     }
 }
 
-/// Installs adapter files as they appear in the adapters directory; idle sessions are dropped
-/// when one is replaced, as after an upload.
-fn watch_adapters(
-    registry: &Arc<plugin::Registry>,
-    sessions: &Arc<sync::SessionPool>,
-) -> anyhow::Result<notify::RecommendedWatcher> {
-    let (registry, sessions) = (registry.clone(), sessions.clone());
+/// Installs adapter files as they appear in the adapters directory (idle sessions of a replaced
+/// adapter are never reused: see [`plugin::Sessions`]).
+fn watch_adapters(registry: &Arc<plugin::Registry>) -> anyhow::Result<notify::RecommendedWatcher> {
+    let registry = registry.clone();
     let dir = registry.dir().to_path_buf();
     let watcher = plugin::watch::watch(&dir, move |path| {
-        let (registry, sessions) = (registry.clone(), sessions.clone());
+        let registry = registry.clone();
         async move {
-            match registry.install_file(&path).await {
-                Ok(Some(_)) => sessions.clear(),
-                Ok(None) => {}
-                Err(e) => tracing::error!(file = %path.display(), "adapter refused: {e:#}"),
+            if let Err(e) = registry.install_file(&path).await {
+                tracing::error!(file = %path.display(), "adapter refused: {e:#}");
             }
         }
     })

@@ -192,7 +192,7 @@ pub const SPECIAL_NAMES: [&str; 6] =
 
 /// An adapter session on the shared test bucket.
 pub fn session<S: ObjectStore>(svc: &Service, store: &S, direction: Direction) -> Session {
-    stowage::sync::connect(&svc.app, &store.storage(direction, store.bucket())).unwrap()
+    svc.app.sessions.open(&store.storage(direction, store.bucket())).unwrap()
 }
 
 /// Writes `objects` (`(key, body)`) to the shared test bucket through the backend's own adapter,

@@ -50,7 +50,7 @@ async fn every_writable_adapter_passes_the_conformance_suite() {
     assert_eq!(types, ["azure", "gcs", "localfiles", "s3"], "adapters under test");
     for type_name in types {
         let Some((storage, dir)) = storage_for(&svc, &type_name) else { continue };
-        let session = stowage::sync::connect(&svc.app, &storage).expect("storage opens");
+        let session = svc.app.sessions.open(&storage).expect("storage opens");
         let mut driver = SessionDriver { session, dir };
         if let Err(failures) = conformance::run(&mut driver).await {
             panic!("{type_name} fails conformance:\n{}", failures.join("\n"));

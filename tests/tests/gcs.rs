@@ -258,7 +258,7 @@ async fn service_account_tokens_come_from_the_jwt_bearer_flow_and_are_reused() {
     let mut storage = stowage::domain::Storage::new(Direction::Import, "gcs", 0, fields.clone());
     storage.secrets.insert("google_application_credentials".into(), json!(key("/token")));
 
-    let mut session = stowage::sync::connect(&svc.app, &storage).unwrap();
+    let mut session = svc.app.sessions.open(&storage).unwrap();
     session.check(Direction::Import).await.unwrap();
     let page = session.list("", None, 10, true).await.unwrap();
     assert_eq!(page.entries.iter().map(|e| (e.key.as_str(), e.size)).collect::<Vec<_>>(), [("a.txt", 1)]);

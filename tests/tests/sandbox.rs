@@ -23,7 +23,7 @@ async fn localfs_cannot_leave_its_directory() {
     std::os::unix::fs::symlink(svc.root.join("secret.txt"), ds.join("link-out.json")).unwrap();
     std::os::unix::fs::symlink("/etc", ds.join("etc-link")).unwrap();
 
-    let mut import = stowage::sync::connect(&svc.app, &local_storage(&ds, Direction::Import)).unwrap();
+    let mut import = svc.app.sessions.open(&local_storage(&ds, Direction::Import)).unwrap();
     for key in ["../secret.txt", "/etc/passwd", "ds/../../secret.txt", "link-out.json", "etc-link/passwd"] {
         let err = import.get(key, None).await.expect_err(key);
         assert!(matches!(err.kind, ErrorKind::Denied | ErrorKind::NotFound), "{key}: {err}");
@@ -37,7 +37,7 @@ async fn localfs_cannot_leave_its_directory() {
     assert!(matches!(err.kind, ErrorKind::Denied | ErrorKind::Transient), "{err}");
     assert!(!ds.join("new.json").exists());
 
-    let mut export = stowage::sync::connect(&svc.app, &local_storage(&ds, Direction::Export)).unwrap();
+    let mut export = svc.app.sessions.open(&local_storage(&ds, Direction::Export)).unwrap();
     for key in ["../evil.json", "/tmp/evil.json", "link-out.json/../../evil.json"] {
         let err = export.put(key, b"{}", None).await.expect_err(key);
         assert_eq!(err.kind, ErrorKind::Denied, "{key}: {err}");

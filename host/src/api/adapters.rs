@@ -50,7 +50,6 @@ async fn upload(State(app): AppState, Caller(user): Caller, body: Bytes) -> ApiR
     }
     let adapter =
         app.registry.install(&body).await.map_err(|e| ApiError::BadRequest(format!("Adapter refused: {e:#}")))?;
-    app.sessions.clear();
     Ok((StatusCode::CREATED, Json(describe(&adapter))))
 }
 

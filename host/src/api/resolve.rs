@@ -22,7 +22,6 @@ use super::{AppState, Caller};
 use crate::App;
 use crate::error::{ErrorKind, StorageError};
 use crate::plugin::Session;
-use crate::sync::connect;
 use crate::tasks::resolver::Resolver;
 use crate::tasks::uri::decode_fileuri;
 
@@ -192,7 +191,7 @@ async fn proxy(
     }
     // The rest of a whole-object answer streams in bounded chunks from a new session.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, StorageError>>(2);
-    let mut rest = connect(&app, storage).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut rest = app.sessions.open(storage).map_err(|e| ApiError::Internal(e.to_string()))?;
     let key = key.to_string();
     tokio::spawn(async move {
         let mut at = first_end + 1;

@@ -20,8 +20,9 @@ use crate::domain::{
     AdapterInfo, DEFAULT_MAX_DELETE_PERCENT, DEFAULT_PRESIGN_TTL_MINUTES, Direction, GrantRequest, OnChange, OnDelete,
     SettingKind, Storage,
 };
+use crate::plugin::ConnectError;
 use crate::plugin::{Adapter, grants};
-use crate::sync::{self, ConnectError, connect};
+use crate::sync;
 
 /// The storages routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -280,7 +281,7 @@ fn complete(s: &mut Storage, specs: &[FieldSpec], errors: &mut Errors) {
 
 /// Checks the sandbox grant and the connection (`backend.check`).
 async fn validate_connection(app: &App, s: &Storage) -> ApiResult<()> {
-    let mut session = connect(app, s).map_err(|e| match e {
+    let mut session = app.sessions.open(s).map_err(|e| match e {
         ConnectError::UnknownType(_) => ApiError::not_found(),
         ConnectError::Refused { field, message } => ApiError::field(&field, message),
     })?;

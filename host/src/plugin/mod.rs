@@ -9,6 +9,7 @@
 //!    [`egress`] enforces its HTTP part on every outbound connection.
 //! 4. [`instance`] opens a [`Session`] on one storage: a store with those grants, a deadline per
 //!    call and a memory cap; a trapped instance is rebuilt on the next call.
+//!    [`sessions`] opens them on stored storages under the operator's [`Policy`] and pools idle ones.
 //! 5. [`bindings`] holds one module per supported WIT version; [`cache`] is the per-storage cache
 //!    that version 0.2.0 imports.
 
@@ -19,8 +20,10 @@ pub mod engine;
 pub mod grants;
 pub mod instance;
 pub mod registry;
+pub mod sessions;
 pub mod watch;
 
 pub use grants::Grant;
 pub use instance::{Limits, Session};
 pub use registry::{Adapter, Registry};
+pub use sessions::{ConnectError, Policy, Sessions};

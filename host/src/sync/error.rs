@@ -2,8 +2,8 @@
 //! database message (those are logged).
 
 use crate::error::StorageError;
+use crate::plugin::ConnectError;
 use crate::store::StoreError;
-use crate::sync::ConnectError;
 
 /// A sync run that could not go on. Objects that fail one by one are not errors of the run:
 /// they are counted in `SyncCounters::failures` and the run ends `completed_with_errors`.

@@ -4,7 +4,6 @@
 //! (`io_storages/base_models.py::ExportStorage`).
 
 use super::SyncError;
-use super::connect::connect;
 use super::report::{Outcome, Tracker};
 use crate::App;
 use crate::domain::{Direction, Storage};
@@ -49,7 +48,7 @@ const PROGRESS_EVERY: usize = 500;
 /// Export sync, incremental: first the objects of deleted annotations whose immediate delete
 /// failed, then the annotations created or changed since this storage last wrote them.
 pub(super) async fn run(app: &App, storage: &Storage, tracker: &mut Tracker) -> Result<Outcome, SyncError> {
-    let mut session = connect(app, storage)?;
+    let mut session = app.sessions.open(storage)?;
     let pending = app.store.export_deletions(storage.id)?;
     if !pending.is_empty() {
         with_retry!(session.delete(&pending))?;
@@ -81,10 +80,10 @@ pub async fn annotation_saved(app: &App, project_id: i64, annotation_id: i64) {
         Err(e) => return tracing::error!("listing export storages: {e}"),
     };
     for storage in storages {
-        let result = match app.sessions.checkout(app, &storage) {
+        let result = match app.sessions.checkout(&storage) {
             Ok(mut session) => {
                 let written = write_one(app, &mut session, &storage, annotation_id).await.map(drop);
-                app.sessions.checkin(app, &storage, session);
+                app.sessions.checkin(&storage, session);
                 written
             }
             Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "put", e.to_string())),
@@ -103,10 +102,10 @@ pub async fn annotation_deleted(app: &App, links: Vec<ExportLink>) {
         if !storage.options().can_delete_objects {
             continue;
         }
-        let result = match app.sessions.checkout(app, &storage) {
+        let result = match app.sessions.checkout(&storage) {
             Ok(mut session) => {
                 let deleted = with_retry!(session.delete(std::slice::from_ref(&link.key)));
-                app.sessions.checkin(app, &storage, session);
+                app.sessions.checkin(&storage, session);
                 deleted
             }
             Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "delete", e.to_string())),

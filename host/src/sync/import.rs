@@ -8,7 +8,6 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::SyncError;
-use super::connect::connect;
 use super::report::{Outcome, Tracker};
 use super::stages::{self, Plan, Removal};
 use crate::App;
@@ -46,7 +45,7 @@ async fn fetch_tasks(
     }
     let lanes = FETCH_CONCURRENCY.min(entries.len()).max(1);
     while helpers.len() + 1 < lanes {
-        match connect(app, storage) {
+        match app.sessions.open(storage) {
             Ok(s) => helpers.push(s),
             Err(_) => break,
         }
@@ -207,7 +206,7 @@ fn object(e: Entry, rows: Vec<(Option<i64>, NewTask)>) -> ImportedObject {
 pub(super) async fn run(app: &App, storage: &Storage, tracker: &mut Tracker) -> Result<Outcome, SyncError> {
     let opts = storage.options();
     let filter = stages::compile_filter(opts.regex_filter.as_deref()).map_err(SyncError::Invalid)?;
-    let mut session = connect(app, storage)?;
+    let mut session = app.sessions.open(storage)?;
     let info = session.info().clone();
     // Label Studio parses every Redis value as task JSON, whatever use_blob_urls says.
     let blob_mode = opts.use_blob_urls && !info.key_value;
@@ -226,7 +225,7 @@ pub(super) async fn run(app: &App, storage: &Storage, tracker: &mut Tracker) -> 
     };
 
     if !tracker.listing_done {
-        let mut pages = spawn_lister(connect(app, storage)?, &import.opts, tracker.cursor.clone());
+        let mut pages = spawn_lister(app.sessions.open(storage)?, &import.opts, tracker.cursor.clone());
         let mut helpers = Vec::new();
         loop {
             // A lister gone without its last page (it panicked) is a listing cut short: the run

@@ -6,10 +6,9 @@
 //! - `import`: the listing loop, page by page, over the pure page stages of `stages`;
 //! - `export`: incremental writes of annotations;
 //! - `report`: a run's progress and outcome, which both loops hand back to `job`;
-//! - `connect`: adapter sessions of a stored storage; `retry`: only temporary failures are retried;
+//! - `retry`: only temporary failures are retried (sessions come from [`crate::plugin::Sessions`]);
 //! - `error`: [`SyncError`], why a run stopped.
 
-pub mod connect;
 mod error;
 pub mod export;
 pub mod import;
@@ -18,6 +17,5 @@ pub mod report;
 pub mod retry;
 pub mod stages;
 
-pub use connect::{ConnectError, SessionPool, connect};
 pub use error::SyncError;
 pub use job::{DEFAULT_WORKERS, Queue, request, spawn_workers};

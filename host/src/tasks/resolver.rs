@@ -55,7 +55,7 @@ impl<'a> Resolver<'a> {
                 continue;
             }
             if session.is_none() {
-                match self.app.sessions.checkout(self.app, storage) {
+                match self.app.sessions.checkout(storage) {
                     Ok(s) => *session = Some(s),
                     Err(e) => {
                         tracing::warn!(storage = storage.id, "cannot open storage to resolve a URI: {e}");
@@ -79,7 +79,7 @@ impl Drop for Resolver<'_> {
     fn drop(&mut self) {
         for (storage, _, session) in self.storages.drain(..) {
             if let Some(session) = session {
-                self.app.sessions.checkin(self.app, &storage, session);
+                self.app.sessions.checkin(&storage, session);
             }
         }
     }
