@@ -7,23 +7,28 @@
 //!    adapter by the storage type it declares; [`watch`] loads files dropped there later.
 //! 3. [`grants`] turns a manifest's requests and a storage's settings into what the sandbox allows;
 //!    [`egress`] enforces its HTTP part on every outbound connection.
-//! 4. [`instance`] opens a [`Session`] on one storage: a store with those grants, a deadline per
-//!    call and a memory cap; a trapped instance is rebuilt on the next call.
-//!    [`sessions`] opens them on stored storages under the operator's [`Policy`] and pools idle ones.
-//! 5. [`bindings`] holds one module per supported WIT version; [`cache`] is the per-storage cache
-//!    that version 0.2.0 imports.
+//! 4. [`session`] is one storage's [`Session`]: a live instance in a [`sandbox`] store with those
+//!    grants, a deadline per call and a memory cap ([`limits`]); a trapped instance is rebuilt on
+//!    the next call. [`sessions`] opens them on stored storages under the operator's [`Policy`]
+//!    and pools idle ones.
+//! 5. [`bindings`] holds one module per supported WIT version and [`component`] a component of
+//!    any of them; [`cache`] is the per-storage cache that version 0.2.0 imports.
 
 pub mod bindings;
 pub mod cache;
+pub mod component;
 pub mod egress;
 pub mod engine;
 pub mod grants;
-pub mod instance;
+pub mod limits;
 pub mod registry;
+pub mod sandbox;
+pub mod session;
 pub mod sessions;
 pub mod watch;
 
 pub use grants::Grant;
-pub use instance::{Limits, Session};
+pub use limits::Limits;
 pub use registry::{Adapter, Registry};
+pub use session::Session;
 pub use sessions::{ConnectError, Policy, Sessions};

@@ -11,10 +11,12 @@ use anyhow::{Context, bail};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
+use super::Limits;
 use super::bindings::{SUPPORTED, Version, since_v0_1_0, since_v0_2_0};
 use super::cache::HostCache;
+use super::component::{Pre, describe};
 use super::engine;
-use super::instance::{Limits, Pre, Sandbox};
+use super::sandbox::Sandbox;
 use crate::domain::AdapterInfo;
 
 /// One loaded adapter: its manifest and a pre-instantiated component.
@@ -202,7 +204,7 @@ impl Registry {
             if loaded.cached { "adapter code loaded from cache" } else { "adapter compiled" }
         );
         let (version, pre) = self.prepare(&loaded.component)?;
-        let info = super::instance::describe(&self.engine, &pre, &self.limits, &self.cache).await?;
+        let info = describe(&self.engine, &pre, &self.limits, &self.cache).await?;
         if info.type_name.is_empty()
             || !info.type_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
