@@ -64,16 +64,18 @@ async fn a_sync_killed_ten_times_resumes_by_itself_and_imports_each_object_once(
     assert_eq!(status, 200);
     assert!(["queued", "in_progress"].contains(&s["status"].as_str().unwrap()), "{s:?}");
 
-    // Kill points: right after the request, then each time another tenth of the files is in,
-    // plus a few milliseconds so some kills land mid-page (between the listing and the commit).
-    let mut kills = Vec::new();
+    // Kill points: right after the request, then each time another tenth of the files is in and
+    // the resumed run has committed at least one page since the last kill (so no two kills see the
+    // same count), plus a few milliseconds so some kills land mid-page (between the listing and
+    // the commit).
+    let mut kills: Vec<i64> = Vec::new();
     for point in 0..10usize {
         let threshold = (point * n / 10) as i64;
         loop {
             let (_, s) = call(reqwest::Method::GET, storage_url.clone(), Value::Null).await;
             let created = s["meta"]["tasks_created"].as_i64().unwrap_or(0);
             assert_ne!(s["status"], "failed", "{s:?}");
-            if created >= threshold {
+            if created >= threshold && kills.last().is_none_or(|&last| created > last) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -93,6 +95,7 @@ async fn a_sync_killed_ten_times_resumes_by_itself_and_imports_each_object_once(
     }
     eprintln!("killed at tasks_created = {kills:?}");
     assert_eq!(kills.len(), 10, "the sync ended before the tenth kill: {kills:?}");
+    assert!(kills.windows(2).all(|w| w[0] < w[1]), "ten different points: {kills:?}");
 
     let deadline = Instant::now() + Duration::from_secs(300);
     let s = loop {

@@ -1,6 +1,6 @@
 //! Users, API tokens and projects.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{Result, Store};
 use crate::domain::{Project, User, now};
@@ -36,8 +36,8 @@ impl Store {
     /// Returns `true` when it was created. With users present, a given `token` is added to the
     /// first user so a restart with a new `STOWAGE_TOKEN` still works.
     pub fn bootstrap_user(&self, token: &str) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let first: Option<i64> =
             tx.query_row("SELECT id FROM users ORDER BY id LIMIT 1", [], |r| r.get(0)).optional()?;
         let (id, created) = match first {
@@ -61,8 +61,8 @@ impl Store {
     /// Creates a user (not an administrator) with API token `token` and returns it. The API has
     /// no sign-up yet; tests and operators' tooling use this.
     pub fn create_user(&self, email: &str, username: &str, token: &str) -> Result<User> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO users (email, username, created_at) VALUES (?1, ?2, ?3)",
             params![email, username, now()],
@@ -77,19 +77,19 @@ impl Store {
 
     /// Whether any user exists (first start or not).
     pub fn has_users(&self) -> Result<bool> {
-        Ok(self.conn().query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
+        Ok(self.conn()?.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
     }
 
     /// The user an API token belongs to.
     pub fn user_by_token(&self, token: &str) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = (SELECT user_id FROM tokens WHERE key = ?1)");
-        Ok(self.conn().query_row(&sql, [token], user).optional()?)
+        Ok(self.conn()?.query_row(&sql, [token], user).optional()?)
     }
 
     /// One user, or `None`.
     pub fn user(&self, id: i64) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?1");
-        Ok(self.conn().query_row(&sql, [id], user).optional()?)
+        Ok(self.conn()?.query_row(&sql, [id], user).optional()?)
     }
 
     /// Creates a project owned by `created_by` and returns it.
@@ -100,7 +100,7 @@ impl Store {
         label_config: &str,
         created_by: i64,
     ) -> Result<Project> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let t = now();
         conn.execute(
             "INSERT INTO projects (title, description, label_config, created_by, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -114,12 +114,12 @@ impl Store {
     /// One project, or `None`.
     pub fn project(&self, id: i64) -> Result<Option<Project>> {
         let sql = format!("SELECT {PROJECT_COLS} FROM projects WHERE id = ?1");
-        Ok(self.conn().query_row(&sql, [id], project).optional()?)
+        Ok(self.conn()?.query_row(&sql, [id], project).optional()?)
     }
 
     /// All projects, in id order.
     pub fn projects(&self) -> Result<Vec<Project>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLS} FROM projects ORDER BY id"))?;
         Ok(stmt.query_map([], project)?.collect::<rusqlite::Result<_>>()?)
     }
@@ -132,7 +132,7 @@ impl Store {
         description: Option<&str>,
         label_config: Option<&str>,
     ) -> Result<()> {
-        self.conn().execute(
+        self.conn()?.execute(
             "UPDATE projects SET title = COALESCE(?2, title), description = COALESCE(?3, description),
              label_config = COALESCE(?4, label_config), updated_at = ?5 WHERE id = ?1",
             params![id, title, description, label_config, now()],
@@ -142,6 +142,6 @@ impl Store {
 
     /// Deletes a project with its tasks, annotations and storages.
     pub fn delete_project(&self, id: i64) -> Result<bool> {
-        Ok(self.conn().execute("DELETE FROM projects WHERE id = ?1", [id])? > 0)
+        Ok(self.conn()?.execute("DELETE FROM projects WHERE id = ?1", [id])? > 0)
     }
 }

@@ -1,8 +1,10 @@
 //! SQLite persistence. All SQL of stowage lives in this module: `accounts` (users, tokens,
 //! projects), `tasks` (tasks, predictions, annotations), `storages` (storages, export links), `sync_runs` (sync runs, import links).
 //!
-//! One connection in WAL mode behind a mutex: statements are short (batched transactions of at
-//! most one listing page), so callers run them inline.
+//! A pool of connections to one database in WAL mode: readers never wait for a writer (a sync
+//! committing a page), and writers take the write lock at `BEGIN IMMEDIATE`, waiting for one
+//! another up to the busy timeout instead of failing on a lock upgrade. Statements are short
+//! (transactions of at most one listing page), so callers run them inline.
 
 mod accounts;
 mod storages;
@@ -10,9 +12,10 @@ mod sync_runs;
 mod tasks;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
-use rusqlite::Connection;
+use r2d2::PooledConnection;
+use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite_migration::{M, Migrations};
 
 pub use storages::ExportLink;
@@ -27,13 +30,21 @@ pub enum StoreError {
     Migration(#[from] rusqlite_migration::Error),
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("database connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Connections open at most: the requests and sync workers that can query at once.
+pub const POOL_SIZE: u32 = 16;
+/// How long a writer waits for another one's transaction before failing with "database is
+/// locked" (a page commit takes well under a second).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The embedded database.
 pub struct Store {
-    conn: Mutex<Connection>,
+    pool: r2d2::Pool<SqliteConnectionManager>,
 }
 
 fn migrations() -> Migrations<'static> {
@@ -47,19 +58,35 @@ fn migrations() -> Migrations<'static> {
 impl Store {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let mut conn = Connection::open(path)?;
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            c.pragma_update(None, "foreign_keys", true)?;
+            c.busy_timeout(BUSY_TIMEOUT)
+        });
+        // No liveness query per checkout: a local file connection does not go stale.
+        let pool =
+            r2d2::Pool::builder().max_size(POOL_SIZE).min_idle(Some(1)).test_on_check_out(false).build(manager)?;
+        let mut conn = pool.get()?;
+        // Kept by the database file itself, for every connection.
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations().to_latest(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        drop(conn);
+        Ok(Store { pool })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-applied transaction (rusqlite rolls
-        // back on drop), so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    fn conn(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// Runs `f`, a store call that may hold its thread for a while (a page commit, a page of link
+/// lookups), without holding an async worker: on a multi-thread runtime the worker's other tasks
+/// move to another thread meanwhile (`tokio::task::block_in_place`), so requests keep being
+/// answered during a sync. Elsewhere (a current-thread runtime, no runtime) `f` just runs.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

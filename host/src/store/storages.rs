@@ -1,6 +1,6 @@
 //! Storages and their export links (import links and sync runs: `sync_runs.rs`).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{Result, Store, json};
 use crate::domain::{Direction, Storage, SyncState, SyncStatus, now};
@@ -46,7 +46,7 @@ pub struct ExportLink {
 impl Store {
     /// Saves a new storage from the editable fields of `s` (its id and sync state are ignored).
     pub fn create_storage(&self, s: &Storage) -> Result<Storage> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         conn.execute(
             "INSERT INTO storages (direction, type, project_id, title, description, fields, secrets, synchronizable, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -69,14 +69,14 @@ impl Store {
     /// One storage of any type and direction, or `None`.
     pub fn storage(&self, id: i64) -> Result<Option<Storage>> {
         Ok(self
-            .conn()
+            .conn()?
             .query_row(&format!("SELECT {STORAGE_COLS} FROM storages WHERE id = ?1"), [id], storage)
             .optional()?)
     }
 
     /// Storages of a project in one direction, of one type or all types, in id order.
     pub fn storages(&self, direction: Direction, type_name: Option<&str>, project_id: i64) -> Result<Vec<Storage>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {STORAGE_COLS} FROM storages WHERE direction = ?1 AND project_id = ?2 AND (?3 IS NULL OR type = ?3) ORDER BY id"
         ))?;
@@ -87,7 +87,7 @@ impl Store {
 
     /// Saves the editable columns of `s` (project, title, description, fields, secrets, synchronizable).
     pub fn update_storage(&self, s: &Storage) -> Result<()> {
-        self.conn().execute(
+        self.conn()?.execute(
             "UPDATE storages SET project_id = ?2, title = ?3, description = ?4, fields = ?5, secrets = ?6, synchronizable = ?7 WHERE id = ?1",
             params![
                 s.id,
@@ -104,13 +104,13 @@ impl Store {
 
     /// Deletes a storage and its links; the tasks it imported stay (as in Label Studio).
     pub fn delete_storage(&self, id: i64) -> Result<bool> {
-        Ok(self.conn().execute("DELETE FROM storages WHERE id = ?1", [id])? > 0)
+        Ok(self.conn()?.execute("DELETE FROM storages WHERE id = ?1", [id])? > 0)
     }
 
     /// Records that an annotation was written to `key` of an export storage.
     pub fn upsert_export_link(&self, storage_id: i64, annotation_id: i64, key: &str) -> Result<()> {
         let at = now();
-        self.conn().execute(
+        self.conn()?.execute(
             "INSERT INTO export_links (storage_id, annotation_id, key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
              ON CONFLICT (storage_id, annotation_id) DO UPDATE SET key = excluded.key, object_exists = 1, updated_at = excluded.updated_at",
             params![storage_id, annotation_id, key, at],
@@ -120,7 +120,7 @@ impl Store {
 
     /// Where an annotation was exported, by storage.
     pub fn export_links(&self, annotation_id: i64) -> Result<Vec<ExportLink>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT storage_id, key FROM export_links WHERE annotation_id = ?1 ORDER BY storage_id")?;
         Ok(stmt
@@ -131,7 +131,7 @@ impl Store {
     /// Ids of the project's annotations this export storage has not written since they last
     /// changed (no link, or updated after the link): what an incremental export sync writes.
     pub fn annotations_to_export(&self, storage_id: i64, project_id: i64) -> Result<Vec<i64>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT a.id FROM annotations a
              LEFT JOIN export_links l ON l.annotation_id = a.id AND l.storage_id = ?1
@@ -142,7 +142,7 @@ impl Store {
 
     /// Remembers an exported object whose delete failed, for the next export sync.
     pub fn queue_export_deletion(&self, storage_id: i64, key: &str) -> Result<()> {
-        self.conn().execute(
+        self.conn()?.execute(
             "INSERT OR IGNORE INTO export_deletions (storage_id, key, created_at) VALUES (?1, ?2, ?3)",
             params![storage_id, key, now()],
         )?;
@@ -151,15 +151,15 @@ impl Store {
 
     /// Keys waiting to be deleted from an export storage, oldest first.
     pub fn export_deletions(&self, storage_id: i64) -> Result<Vec<String>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare_cached("SELECT key FROM export_deletions WHERE storage_id = ?1 ORDER BY id")?;
         Ok(stmt.query_map([storage_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Forgets pending deletions once done.
     pub fn drop_export_deletions(&self, storage_id: i64, keys: &[String]) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for key in keys {
             tx.prepare_cached("DELETE FROM export_deletions WHERE storage_id = ?1 AND key = ?2")?
                 .execute(params![storage_id, key])?;

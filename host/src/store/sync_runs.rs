@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
 
 use super::tasks::{insert_task, next_inner_id};
 use super::{Result, Store};
@@ -104,8 +104,8 @@ impl Store {
         fields: &serde_json::Map<String, serde_json::Value>,
         queued_meta: &serde_json::Value,
     ) -> Result<(Run, bool)> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(existing) = unfinished_run(&tx, storage_id)? {
             return Ok((existing, false));
         }
@@ -137,8 +137,8 @@ impl Store {
 
     /// Takes the oldest queued run for a worker: it and its storage become `in_progress`.
     pub fn take_queued_run(&self) -> Result<Option<Run>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let Some(mut next) = tx
             .query_row(
                 &format!(
@@ -161,8 +161,8 @@ impl Store {
     /// Puts runs left `in_progress` by a stopped process back in the queue (they resume from
     /// their cursor); returns how many. Called once at start, before any worker runs.
     pub fn requeue_interrupted_runs(&self) -> Result<usize> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute("UPDATE sync_runs SET status = 'queued' WHERE finished_at IS NULL", [])?;
         tx.execute(
             "UPDATE storages SET status = 'queued' WHERE id IN (SELECT storage_id FROM sync_runs WHERE finished_at IS NULL)",
@@ -181,8 +181,8 @@ impl Store {
         counters: &SyncCounters,
         meta: &serde_json::Value,
     ) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE sync_runs SET counters = ?2 WHERE id = ?1",
             params![run_id, serde_json::to_string(counters)?],
@@ -194,8 +194,8 @@ impl Store {
 
     /// Ends a run and writes the storage's final status columns, in one transaction.
     pub fn finish_run(&self, run_id: i64, storage_id: i64, p: &SyncState) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE sync_runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
             params![run_id, p.status.as_str(), now()],
@@ -218,7 +218,7 @@ impl Store {
 
     /// What the links of `keys` in this storage say (keys without a link are absent).
     pub fn link_states(&self, storage_id: i64, keys: &[&str]) -> Result<HashMap<String, LinkState>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut found = HashMap::with_capacity(keys.len());
         // Stay under SQLite's default limit of 32766 bound parameters.
         for chunk in keys.chunks(1000) {
@@ -251,7 +251,7 @@ impl Store {
     /// Number of tasks linked to this storage (Label Studio's `tasks_existed`).
     pub fn import_link_count(&self, storage_id: i64) -> Result<i64> {
         Ok(self
-            .conn()
+            .conn()?
             .query_row("SELECT COUNT(*) FROM import_links WHERE storage_id = ?1", [storage_id], |r| r.get(0))?)
     }
 
@@ -266,8 +266,8 @@ impl Store {
         counters: &mut SyncCounters,
         meta: &dyn Fn(&SyncCounters) -> serde_json::Value,
     ) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut inner = next_inner_id(&tx, page.project_id)?;
         let at = now();
         let mut created = 0;
@@ -359,7 +359,7 @@ impl Store {
     /// `(objects missing, objects linked)`: distinct keys of this storage's existing links that
     /// run `run_id` did not see, and all distinct keys whose object is thought to exist.
     pub fn missing_objects(&self, storage_id: i64, run_id: i64) -> Result<(u64, u64)> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let missing: i64 = conn.query_row(
             &format!("SELECT COUNT(DISTINCT key) FROM import_links WHERE {UNSEEN}"),
             params![storage_id, run_id],
@@ -377,8 +377,8 @@ impl Store {
     /// and they have no annotations; the others are marked `meta.storage_object_missing` and
     /// their links `object_exists = 0`. Returns `(tasks removed, tasks marked)`.
     pub fn remove_missing(&self, storage_id: i64, run_id: i64, delete: bool) -> Result<(u64, u64)> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let removed = if delete {
             tx.execute(
                 &format!(

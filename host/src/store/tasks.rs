@@ -1,6 +1,6 @@
 //! Tasks, their predictions and annotations.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{Result, Store, json};
 use crate::domain::{Annotation, NewAnnotation, NewTask, Prediction, Task, now};
@@ -98,8 +98,8 @@ fn insert_annotation(
 impl Store {
     /// Creates tasks in one transaction (`POST /api/projects/{id}/import`); returns their ids.
     pub fn create_tasks(&self, project_id: i64, tasks: &[NewTask], created_by: i64) -> Result<Vec<i64>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let first = next_inner_id(&tx, project_id)?;
         let mut ids = Vec::with_capacity(tasks.len());
         for (inner, t) in (first..).zip(tasks) {
@@ -111,7 +111,7 @@ impl Store {
 
     /// `(tasks, annotations, predictions)` of a project.
     pub fn project_counts(&self, project_id: i64) -> Result<(i64, i64, i64)> {
-        Ok(self.conn().query_row(
+        Ok(self.conn()?.query_row(
             "SELECT (SELECT COUNT(*) FROM tasks WHERE project_id = ?1),
                     (SELECT COUNT(*) FROM annotations WHERE project_id = ?1),
                     (SELECT COUNT(*) FROM predictions WHERE project_id = ?1)",
@@ -122,7 +122,7 @@ impl Store {
 
     /// A page of a project's tasks in id order.
     pub fn tasks_page(&self, project_id: i64, offset: i64, limit: i64) -> Result<Vec<Task>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt =
             conn.prepare_cached(&format!("{TASK_SELECT} WHERE t.project_id = ?1 ORDER BY t.id LIMIT ?2 OFFSET ?3"))?;
         Ok(stmt.query_map(params![project_id, limit, offset], task)?.collect::<rusqlite::Result<_>>()?)
@@ -130,17 +130,17 @@ impl Store {
 
     /// One task with its counts, or `None`.
     pub fn task(&self, id: i64) -> Result<Option<Task>> {
-        Ok(self.conn().query_row(&format!("{TASK_SELECT} WHERE t.id = ?1"), [id], task).optional()?)
+        Ok(self.conn()?.query_row(&format!("{TASK_SELECT} WHERE t.id = ?1"), [id], task).optional()?)
     }
 
     /// Deletes a task with its annotations, predictions and link; `false` when there was none.
     pub fn delete_task(&self, id: i64) -> Result<bool> {
-        Ok(self.conn().execute("DELETE FROM tasks WHERE id = ?1", [id])? > 0)
+        Ok(self.conn()?.execute("DELETE FROM tasks WHERE id = ?1", [id])? > 0)
     }
 
     /// Predictions of a task, in id order.
     pub fn predictions(&self, task_id: i64) -> Result<Vec<Prediction>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, task_id, project_id, result, score, model_version, created_at FROM predictions WHERE task_id = ?1 ORDER BY id",
         )?;
@@ -160,7 +160,7 @@ impl Store {
 
     /// Annotations of a task, in id order.
     pub fn annotations(&self, task_id: i64) -> Result<Vec<Annotation>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {ANNOTATION_COLS} FROM annotations WHERE task_id = ?1 ORDER BY id"))?;
         Ok(stmt.query_map([task_id], annotation)?.collect::<rusqlite::Result<_>>()?)
@@ -168,15 +168,15 @@ impl Store {
 
     /// Ids of all annotations of a project, in id order (export sync).
     pub fn project_annotation_ids(&self, project_id: i64) -> Result<Vec<i64>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare_cached("SELECT id FROM annotations WHERE project_id = ?1 ORDER BY id")?;
         Ok(stmt.query_map([project_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Creates an annotation and returns it as stored.
     pub fn create_annotation(&self, task_id: i64, project_id: i64, a: &NewAnnotation) -> Result<Annotation> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id = insert_annotation(&tx, task_id, project_id, a, a.completed_by)?;
         tx.commit()?;
         drop(conn);
@@ -186,7 +186,7 @@ impl Store {
     /// One annotation, or `None`.
     pub fn annotation(&self, id: i64) -> Result<Option<Annotation>> {
         let sql = format!("SELECT {ANNOTATION_COLS} FROM annotations WHERE id = ?1");
-        Ok(self.conn().query_row(&sql, [id], annotation).optional()?)
+        Ok(self.conn()?.query_row(&sql, [id], annotation).optional()?)
     }
 
     /// Replaces the given fields of an annotation; `None` keeps the stored value.
@@ -198,7 +198,7 @@ impl Store {
         ground_truth: Option<bool>,
         lead_time: Option<f64>,
     ) -> Result<()> {
-        self.conn().execute(
+        self.conn()?.execute(
             "UPDATE annotations SET result = COALESCE(?2, result), was_cancelled = COALESCE(?3, was_cancelled),
              ground_truth = COALESCE(?4, ground_truth), lead_time = COALESCE(?5, lead_time), updated_at = ?6 WHERE id = ?1",
             params![id, result.map(|r| r.to_string()), was_cancelled, ground_truth, lead_time, now()],
@@ -208,6 +208,6 @@ impl Store {
 
     /// Deletes an annotation (its export links go with it); `false` when there was none.
     pub fn delete_annotation(&self, id: i64) -> Result<bool> {
-        Ok(self.conn().execute("DELETE FROM annotations WHERE id = ?1", [id])? > 0)
+        Ok(self.conn()?.execute("DELETE FROM annotations WHERE id = ?1", [id])? > 0)
     }
 }

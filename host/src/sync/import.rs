@@ -14,7 +14,7 @@ use crate::App;
 use crate::domain::{Entry, HostOptions, NewTask, OnDelete, Page, Storage};
 use crate::error::StorageError;
 use crate::plugin::Session;
-use crate::store::{ImportedObject, PageCommit};
+use crate::store::{self, ImportedObject, PageCommit};
 use crate::tasks::{DATA_UNDEFINED, parse_task_file};
 use crate::with_retry;
 
@@ -147,7 +147,7 @@ impl Import<'_> {
         let candidates = stages::select(page.entries, self.filter.as_ref(), self.on_basename);
         tracker.counters.objects_matched += candidates.len() as u64;
         let keys: Vec<&str> = candidates.iter().map(|e| e.key.as_str()).collect();
-        let links = store.link_states(self.storage.id, &keys)?;
+        let links = store::blocking(|| store.link_states(self.storage.id, &keys))?;
         let track = self.opts.sync_on_delete != OnDelete::Keep;
         let Plan { new, changed, reappeared, seen } =
             stages::classify(candidates, &links, self.opts.sync_on_change, track);
@@ -171,7 +171,7 @@ impl Import<'_> {
             seen: &seen,
             cursor: page.next_cursor.as_deref(),
         };
-        store.commit_page(&commit, &mut counters, &|c| tracker.meta_for(c))?;
+        store::blocking(|| store.commit_page(&commit, &mut counters, &|c| tracker.meta_for(c)))?;
         tracker.counters = counters;
         tracker.cursor = page.next_cursor;
         Ok(())
@@ -249,7 +249,8 @@ pub(super) async fn run(app: &App, storage: &Storage, tracker: &mut Tracker) -> 
             Removal::Braked(why) => outcome.braked = Some(why),
             Removal::Proceed => {
                 let delete = import.opts.sync_on_delete == OnDelete::Delete;
-                let (removed, marked) = app.store.remove_missing(storage.id, tracker.run_id, delete)?;
+                let (removed, marked) =
+                    store::blocking(|| app.store.remove_missing(storage.id, tracker.run_id, delete))?;
                 tracker.counters.tasks_removed += removed;
                 tracker.counters.tasks_marked += marked;
                 app.store.save_run_progress(tracker.run_id, storage.id, &tracker.counters, &tracker.meta())?;
