@@ -86,6 +86,36 @@ sync_ms() { # TYPE STORAGE_ID EXPECTED_COUNT; sets SYNC_MS = ms until the sync h
     fi
 }
 
+annotate() { # PROJECT COUNT: one annotation on each of the project's first COUNT tasks (8 clients)
+    python3 - "$URL" "$TOKEN" "$1" "$2" <<'EOF'
+import json, sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+url, token, project, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def call(method, path, body=None):
+    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"Authorization": "Token " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+ids = [t["id"] for t in call("GET", f"/api/tasks/?project={project}&page_size={n}")["tasks"]][:n]
+assert len(ids) == n, f"{len(ids)} tasks, want {n}"
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(lambda i: call("POST", f"/api/tasks/{i}/annotations/", {"result": [{"v": 1}]}), ids))
+EOF
+}
+
+export_ms() { # TYPE JSON EXPECTED_COUNT; sets SYNC_MS = ms from creating an export storage to the
+    # end of the first sync that creating it queues
+    local t0 r status id
+    t0=$(now_ms)
+    id=$(create "/api/storages/export/$1/" "$2")
+    while r=$(api GET "/api/storages/export/$1/$id"); status=$(get status <<<"$r"); [[ $status == queued || $status == in_progress ]]; do
+        sleep 0.02
+    done
+    SYNC_MS=$(($(now_ms) - t0))
+    [[ $status == completed && $(get last_sync_count <<<"$r") == "$3" ]] ||
+        { echo "export storage $id: $r (want completed/$3)" >&2; exit 1; }
+}
+
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }'; } # COUNT MS -> per s
 
 table() { # LABEL_WIDTH TITLE [LABEL VALUE]...: the figures, under a "figure" heading

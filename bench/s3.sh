@@ -3,16 +3,18 @@
 # N small blob objects and N small JSON task objects, synced through the REST API like a client
 # would. Prints blob-mode and JSON-mode tasks/s, no-op re-sync time, presign resolves/s
 # (GET /tasks/ID/resolve/?fileuri=... answered with a 303, redirects not followed, driven by
-# `curl --parallel`) and the service's RSS.
+# `curl --parallel`), export-sync annotations/s and the service's RSS.
 # Not a pass/fail test: the figures are compared with DESIGN.md's targets by a human. The
 # S3 server runs on the same machine and shares its CPUs with the service.
-# Env: N (objects per mode, default 10000), RESOLVES (default 2000), CLIENTS (concurrent
+# Env: N (objects per mode, default 10000), RESOLVES (default 2000), EXPORTS (annotations
+# exported, default N), CLIENTS (concurrent
 # resolve connections, default 8), UPLOAD_THREADS (default 32), BENCH_BIND (default
 # 127.0.0.1:18090), STOWAGE_CACHE (venv with boto3: tests/run.sh creates it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10000}
 RESOLVES=${RESOLVES:-2000}
+EXPORTS=${EXPORTS:-$N}
 CLIENTS=${CLIENTS:-8}
 UPLOAD_THREADS=${UPLOAD_THREADS:-32}
 BIND=${BENCH_BIND:-127.0.0.1:18090}
@@ -110,6 +112,10 @@ if command -v ab >/dev/null; then
         awk '/^Requests per second/ {printf "%.0f", $4}')
 fi
 RSS_END=$(rss_mb VmRSS)
+
+# Export: EXPORTS annotations, then an S3 export storage's first sync (one object each).
+annotate "$PROJECT" "$EXPORTS"
+export_ms s3 "{\"project\": $PROJECT, $conn, \"prefix\": \"bench/export\"}" "$EXPORTS"; EXPORT_MS=$SYNC_MS
 RSS_PEAK=$(rss_mb VmHWM)
 
 table 44 "stowage S3 bench ($N objects per mode, garage)" \
@@ -122,6 +128,8 @@ table 44 "stowage S3 bench ($N objects per mode, garage)" \
     "presign resolves ($RESOLVES, curl x$CLIENTS)" "$RESOLVE_MS ms" \
     "  resolves/s" "$(rate "$RESOLVES" "$RESOLVE_MS")" \
     "presign resolves/s (ab, 5000, x$CLIENTS)" "$AB_RATE" \
+    "export sync ($EXPORTS annotations)" "$EXPORT_MS ms" \
+    "  annotations/s" "$(rate "$EXPORTS" "$EXPORT_MS")" \
     "RSS idle" "$RSS_IDLE MB" \
     "RSS after both imports" "$RSS_AFTER MB" \
     "RSS after GET /api/tasks/ (page of 10,000)" "$RSS_LISTED MB" \

@@ -60,34 +60,9 @@ sync_ms localfiles "$BARE" 0; BARE_MS=$SYNC_MS
 RSS_N=$(rss_mb VmHWM)
 
 # Export: ANNOTATIONS annotations on as many tasks, then an export storage's first sync.
-python3 - "$URL" "$TOKEN" "$PROJECT" "$ANNOTATIONS" <<'EOF'
-import json, sys, urllib.request
-from concurrent.futures import ThreadPoolExecutor
-url, token, project, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-def call(method, path, body=None):
-    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body else None,
-                                 headers={"Authorization": "Token " + token, "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)
-ids = [t["id"] for t in call("GET", f"/api/tasks/?project={project}&page_size={n}")["tasks"]]
-assert len(ids) == n, f"{len(ids)} tasks, want {n}"
-with ThreadPoolExecutor(8) as pool:
-    list(pool.map(lambda i: call("POST", f"/api/tasks/{i}/annotations/", {"result": [{"v": 1}]}), ids))
-EOF
+annotate "$PROJECT" "$ANNOTATIONS"
 mkdir -p "$TMP/root/export"
-t0=$(now_ms)
-EXPORT=$(create /api/storages/export/localfiles/ "{\"project\": $PROJECT, \"path\": \"$TMP/root/export\"}")
-# Creating an export storage queues its first sync: wait for it.
-sync_wait() { # PATH EXPECTED_COUNT; sets SYNC_MS from t0
-    local r status
-    while r=$(api GET "$1"); status=$(get status <<<"$r"); [[ $status == queued || $status == in_progress ]]; do
-        sleep 0.02
-    done
-    SYNC_MS=$(($(now_ms) - t0))
-    [[ $status == completed && $(get last_sync_count <<<"$r") == "$2" ]] ||
-        { echo "$1: $r (want completed/$2)" >&2; exit 1; }
-}
-sync_wait "/api/storages/export/localfiles/$EXPORT" "$ANNOTATIONS"; EXPORT_MS=$SYNC_MS
+export_ms localfiles "{\"project\": $PROJECT, \"path\": \"$TMP/root/export\"}" "$ANNOTATIONS"; EXPORT_MS=$SYNC_MS
 stop
 
 rows=(

@@ -242,6 +242,62 @@ async fn annotations_are_exported_on_save_and_on_sync_and_deleted_when_allowed()
     assert!(keep.join(first.to_string()).exists());
 }
 
+/// An export sync writes in batches of 512 over 16 sessions at once: 1,500 annotations land once
+/// each, a put that fails costs only its annotation, and the next sync writes just that one.
+#[tokio::test]
+async fn export_sync_writes_every_annotation_once_and_retries_only_the_failed() {
+    let svc = Service::start().await;
+    let project = svc.project(IMAGE_CONFIG).await;
+    let tasks: Vec<Value> = (0..1500)
+        .map(|i| json!({"data": {"image": format!("{i}.jpg")}, "annotations": [{"result": [{"n": i}]}]}))
+        .collect();
+    let r = svc.post(&format!("/api/projects/{project}/import"), Value::Array(tasks)).await;
+    assert_eq!(
+        (r.status, r.body["task_count"].as_i64(), r.body["annotation_count"].as_i64()),
+        (201, Some(1500), Some(1500))
+    );
+    let mut annotations = Vec::new();
+    for task in r.body["task_ids"].as_array().unwrap() {
+        let a = svc.get(&format!("/api/tasks/{task}/annotations/")).await;
+        annotations.push((a.body[0]["id"].as_i64().unwrap(), task.as_i64().unwrap()));
+    }
+    // A directory where one annotation's file goes: that put fails, the others do not.
+    let out = svc.dir("out", &[]);
+    let blocked = annotations[700].0;
+    std::fs::create_dir(out.join(blocked.to_string())).unwrap();
+
+    let r = svc.post("/api/storages/export/localfiles", json!({"project": project, "path": out})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let path = format!("/api/storages/export/localfiles/{}", r.body["id"]);
+    let r = svc.wait_sync(&path).await;
+    assert_eq!(summary(&r.body), ("completed_with_errors".into(), 1499), "{:?}", r.body);
+    assert_eq!(r.body["meta"]["objects_listed"], 1500);
+    let traceback = r.body["traceback"].as_str().unwrap();
+    assert!(traceback.contains(&format!("annotation {blocked}")), "{traceback}");
+    let mut written: Vec<i64> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().into_string().unwrap().parse().unwrap())
+        .collect();
+    written.sort();
+    let want: Vec<i64> = annotations.iter().map(|a| a.0).filter(|&id| id != blocked).collect();
+    assert_eq!(written, want);
+    for (n, &(id, task)) in annotations.iter().enumerate().filter(|(_, a)| a.0 != blocked).step_by(97) {
+        let doc: Value = serde_json::from_slice(&std::fs::read(out.join(id.to_string())).unwrap()).unwrap();
+        assert_eq!((doc["id"].as_i64(), doc["task"]["id"].as_i64()), (Some(id), Some(task)));
+        assert_eq!((&doc["result"], &doc["task"]["data"]["image"]), (&json!([{"n": n}]), &json!(format!("{n}.jpg"))));
+    }
+
+    std::fs::remove_dir(out.join(blocked.to_string())).unwrap();
+    let r = svc.sync(&path).await;
+    assert_eq!((summary(&r.body), &r.body["traceback"]), (("completed".into(), 1), &Value::Null), "{:?}", r.body);
+    let doc: Value = serde_json::from_slice(&std::fs::read(out.join(blocked.to_string())).unwrap()).unwrap();
+    assert_eq!(doc["result"], json!([{"n": 700}]));
+    let r = svc.sync(&path).await;
+    assert_eq!(summary(&r.body), ("completed".into(), 0));
+}
+
 #[tokio::test]
 async fn storage_api_shapes_and_errors() {
     let svc = Service::start().await;

@@ -44,11 +44,19 @@ struct LastWalk {
     walk: walk::Walk,
 }
 
+/// Only the failures that can pass by themselves are `transient` (the host retries those for up
+/// to 180 s); a directory where a file belongs, a name the filesystem refuses or a full disk will
+/// not, so they fail the one object at once. The WIT has no "permanent, other" case:
+/// `invalid-config` (the directory's contents do not fit the storage) is the nearest.
 fn io_error(key: &str, e: std::io::Error) -> Error {
     match e.kind() {
         ErrorKind::NotFound => Error::NotFound(format!("{key}: no such file")),
         ErrorKind::PermissionDenied => Error::Denied(format!("{key}: outside the storage directory")),
-        _ => Error::Transient(format!("{key}: {e}")),
+        ErrorKind::ReadOnlyFilesystem => Error::Denied(format!("{key}: {e}")),
+        ErrorKind::Interrupted | ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::ResourceBusy => {
+            Error::Transient(format!("{key}: {e}"))
+        }
+        _ => Error::InvalidConfig(format!("{key}: {e}")),
     }
 }
 

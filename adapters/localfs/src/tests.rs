@@ -406,3 +406,19 @@ fn list_timing() {
         }
     }
 }
+
+#[test]
+fn errors_that_cannot_pass_are_not_retried() {
+    let dir = TempDir::new();
+    let storage = instance(&dir.0);
+    fs::create_dir(dir.0.join("a.json")).unwrap();
+    touch(&dir.0, "file");
+    // A directory where the file goes, a file where a directory goes: not transient.
+    assert!(
+        matches!(storage.put("a.json", b"{}".to_vec(), None), Err(Error::InvalidConfig(m)) if m.starts_with("a.json: "))
+    );
+    assert!(matches!(storage.put("file/b.json", b"{}".to_vec(), None), Err(Error::InvalidConfig(_))));
+    assert!(matches!(storage.get("gone", None), Err(Error::NotFound(m)) if m == "gone: no such file"));
+    storage.put("c/d.json", b"{}".to_vec(), None).unwrap();
+    assert_eq!(fs::read(dir.0.join("c/d.json")).unwrap(), b"{}");
+}

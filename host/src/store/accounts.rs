@@ -5,10 +5,10 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use super::{Result, Store};
 use crate::domain::{Project, User, now};
 
-const USER_COLS: &str = "id, email, username, first_name, last_name, is_superuser";
+pub(super) const USER_COLS: &str = "id, email, username, first_name, last_name, is_superuser";
 const PROJECT_COLS: &str = "id, title, description, label_config, created_by, created_at, updated_at";
 
-fn user(r: &rusqlite::Row) -> rusqlite::Result<User> {
+pub(super) fn user(r: &rusqlite::Row) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
         email: r.get(1)?,

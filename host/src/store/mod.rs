@@ -20,6 +20,7 @@ use rusqlite_migration::{M, Migrations};
 
 pub use storages::ExportLink;
 pub use sync_runs::{ImportedObject, LinkState, PageCommit, Run};
+pub use tasks::ExportSource;
 
 /// A failed database operation. Shown to users only as "internal error"; logged in full.
 #[derive(Debug, thiserror::Error)]

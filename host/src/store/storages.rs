@@ -107,14 +107,22 @@ impl Store {
         Ok(self.conn()?.execute("DELETE FROM storages WHERE id = ?1", [id])? > 0)
     }
 
-    /// Records that an annotation was written to `key` of an export storage.
-    pub fn upsert_export_link(&self, storage_id: i64, annotation_id: i64, key: &str) -> Result<()> {
+    /// Records that annotations were written to export storage `storage_id`, as
+    /// `(annotation id, key)` pairs, in one transaction.
+    pub fn upsert_export_links(&self, storage_id: i64, links: &[(i64, String)]) -> Result<()> {
         let at = now();
-        self.conn()?.execute(
-            "INSERT INTO export_links (storage_id, annotation_id, key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT (storage_id, annotation_id) DO UPDATE SET key = excluded.key, object_exists = 1, updated_at = excluded.updated_at",
-            params![storage_id, annotation_id, key, at],
-        )?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO export_links (storage_id, annotation_id, key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (storage_id, annotation_id) DO UPDATE SET key = excluded.key, object_exists = 1, updated_at = excluded.updated_at",
+            )?;
+            for (annotation_id, key) in links {
+                stmt.execute(params![storage_id, annotation_id, key, at])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

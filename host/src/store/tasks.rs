@@ -2,8 +2,19 @@
 
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
+use std::collections::HashMap;
+
+use super::accounts::{USER_COLS, user};
 use super::{Result, Store, json};
-use crate::domain::{Annotation, NewAnnotation, NewTask, Prediction, Task, now};
+use crate::domain::{Annotation, NewAnnotation, NewTask, Prediction, Task, User, now};
+
+/// What an export document is made of: an annotation, its task and its author (`completed_by`).
+#[derive(Debug, Clone)]
+pub struct ExportSource {
+    pub annotation: Annotation,
+    pub task: Task,
+    pub author: Option<User>,
+}
 
 const TASK_SELECT: &str = "SELECT t.id, t.project_id, t.inner_id, t.data, t.meta, t.created_at, t.updated_at,
     (SELECT COUNT(*) FROM annotations a WHERE a.task_id = t.id AND a.was_cancelled = 0),
@@ -166,11 +177,34 @@ impl Store {
         Ok(stmt.query_map([task_id], annotation)?.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Ids of all annotations of a project, in id order (export sync).
-    pub fn project_annotation_ids(&self, project_id: i64) -> Result<Vec<i64>> {
+    /// The annotations `ids` with their tasks and authors, in the order of `ids`, read on one
+    /// connection (an export sync renders a batch of documents from them). Annotations deleted
+    /// meanwhile are left out.
+    pub fn annotations_for_export(&self, ids: &[i64]) -> Result<Vec<ExportSource>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached("SELECT id FROM annotations WHERE project_id = ?1 ORDER BY id")?;
-        Ok(stmt.query_map([project_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        let mut annotations =
+            conn.prepare_cached(&format!("SELECT {ANNOTATION_COLS} FROM annotations WHERE id = ?1"))?;
+        let mut tasks = conn.prepare_cached(&format!("{TASK_SELECT} WHERE t.id = ?1"))?;
+        let mut users = conn.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"))?;
+        let mut authors: HashMap<i64, Option<User>> = HashMap::new();
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some(annotation) = annotations.query_row([id], self::annotation).optional()? else { continue };
+            let Some(task) = tasks.query_row([annotation.task_id], self::task).optional()? else { continue };
+            let author = match annotation.completed_by {
+                Some(u) => match authors.get(&u) {
+                    Some(known) => known.clone(),
+                    None => {
+                        let found = users.query_row([u], user).optional()?;
+                        authors.insert(u, found.clone());
+                        found
+                    }
+                },
+                None => None,
+            };
+            out.push(ExportSource { annotation, task, author });
+        }
+        Ok(out)
     }
 
     /// Creates an annotation and returns it as stored.

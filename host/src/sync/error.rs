@@ -21,6 +21,9 @@ pub enum SyncError {
     /// The database failed; the details go to the log, not to the user.
     #[error("internal error while saving the sync; see the service log")]
     Store(#[from] StoreError),
+    /// A task of the run panicked (a bug); the panic goes to the log.
+    #[error("internal error during the sync; see the service log")]
+    Internal,
 }
 
 impl std::error::Error for ConnectError {}
