@@ -183,6 +183,27 @@ impl Service {
         }
     }
 
+    /// Stored secrets never follow a storage elsewhere: `PATCH {storage}` with each of `moves`
+    /// (a setting and a new value) alone, and with a new `project`, is refused with 400 naming
+    /// every one of `secrets` (the secret fields stored) and changes nothing.
+    pub async fn assert_secrets_stay_behind(&self, storage: &str, moves: &[(&str, Value)], secrets: &[&str]) {
+        let before = self.get(storage).await.body;
+        let other = self.project("<View></View>").await;
+        let mut bodies: Vec<Value> = moves.iter().map(|(name, v)| serde_json::json!({*name: v})).collect();
+        bodies.push(serde_json::json!({"project": other}));
+        let want: serde_json::Map<String, Value> = secrets
+            .iter()
+            .map(|s| {
+                (s.to_string(), serde_json::json!(["Enter this secret again when changing the connection settings."]))
+            })
+            .collect();
+        for body in bodies {
+            let r = self.patch(storage, body.clone()).await;
+            assert_eq!((r.status, &r.body["validation_errors"]), (400, &Value::Object(want.clone())), "PATCH {body}");
+        }
+        assert_eq!(self.get(storage).await.body, before);
+    }
+
     /// `POST /api/adapters` with a `.wasm` body, as the administrator.
     pub async fn upload_adapter(&self, wasm: Vec<u8>) -> Reply {
         self.send(

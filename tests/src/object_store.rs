@@ -228,6 +228,29 @@ pub async fn keys_under(session: &mut Session, prefix: &str) -> Vec<String> {
     }
 }
 
+/// A storage created with `extra` secrets (`secrets`: every secret field then stored) keeps them
+/// only where it is: moving it with any of `moves` or to another project needs them again
+/// ([`Service::assert_secrets_stay_behind`]), while a new `prefix` in the same bucket does not.
+pub async fn secrets_stay_behind_a_moved_storage<S: ObjectStore>(
+    svc: &Service,
+    store: &S,
+    extra: Value,
+    moves: &[(&str, Value)],
+    secrets: &[&str],
+) {
+    let prefix = unique_prefix("moved");
+    seed(svc, store, &[(format!("{prefix}/a.txt"), b"a".to_vec())]).await;
+    let project = svc.project("<View></View>").await;
+    let mut fields = store.prefix_fields("");
+    for (k, v) in extra.as_object().unwrap() {
+        fields[k] = v.clone();
+    }
+    let path = format!("/api/storages/{}/{}", S::TYPE, create(svc, S::TYPE, project, fields).await);
+    svc.assert_secrets_stay_behind(&path, moves, secrets).await;
+    let r = svc.patch(&path, json!({"prefix": prefix})).await;
+    assert_eq!((r.status, &r.body["prefix"]), (200, &json!(prefix)), "{:?}", r.body);
+}
+
 /// Creates an import storage of type `type_name` in `project` from `fields`; returns its id.
 pub async fn create(svc: &Service, type_name: &str, project: i64, fields: Value) -> i64 {
     let mut body = fields;

@@ -258,3 +258,12 @@ async fn sas_token_and_connection_string_storages_import() {
     );
     assert!(!r.body.to_string().contains(&az.account_key));
 }
+
+#[tokio::test]
+async fn secrets_stay_behind_when_the_container_endpoint_or_project_changes() {
+    let Some(azure) = azure_env() else { return };
+    let moves = [("container", json!("another-container")), ("azure_endpoint", json!("http://127.0.0.2:10000/acct"))];
+    let secrets = ["account_key", "account_name"];
+    object_store::secrets_stay_behind_a_moved_storage(&Service::start().await, &azure, json!({}), &moves, &secrets)
+        .await;
+}

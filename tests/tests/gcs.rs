@@ -306,3 +306,22 @@ async fn service_account_tokens_come_from_the_jwt_bearer_flow_and_are_reused() {
         "Google refused the service account credentials of test-iam-credentials@dummy-project-id.iam.gserviceaccount.com (invalid_grant, HTTP 400); check google_application_credentials"
     );
 }
+
+#[tokio::test]
+async fn secrets_stay_behind_when_the_bucket_endpoint_or_project_changes() {
+    let Some(gcs) = gcs_env() else { return };
+    let moves = [
+        ("bucket", json!("another-bucket")),
+        ("gcs_endpoint", json!("http://127.0.0.2:4443")),
+        ("google_project_id", json!("another-project")),
+    ];
+    let key = json!({"google_application_credentials": TEST_KEY});
+    object_store::secrets_stay_behind_a_moved_storage(
+        &Service::start().await,
+        &gcs,
+        key,
+        &moves,
+        &["google_application_credentials"],
+    )
+    .await;
+}

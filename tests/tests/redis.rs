@@ -181,3 +181,15 @@ async fn adapters_reach_only_their_granted_host_and_port_and_see_no_environment(
 async fn project_of(svc: &Service) -> i64 {
     svc.project("<View></View>").await
 }
+
+#[tokio::test]
+async fn the_password_stays_behind_when_host_port_db_or_project_changes() {
+    let Some(redis) = redis_env() else { return };
+    assert!(!redis.password.is_empty(), "tests/emulators/redis.sh starts redis-server with a password");
+    let svc = Service::start().await;
+    let project = project_of(&svc).await;
+    let (status, body) = create(&svc, "/api/storages/redis", with_project(redis.fields("moved:", 1), project)).await;
+    assert_eq!(status, 201, "{body:?}");
+    let moves = [("host", json!("127.0.0.2")), ("port", json!("6380")), ("db", json!(3)), ("path", json!("other:"))];
+    svc.assert_secrets_stay_behind(&format!("/api/storages/redis/{}", body["id"]), &moves, &["password"]).await;
+}

@@ -99,3 +99,15 @@ async fn the_default_policy_refuses_loopback_private_and_metadata_endpoints() {
         "file:///etc/passwd: only http:// and https:// endpoints are allowed"
     );
 }
+
+#[tokio::test]
+async fn secrets_stay_behind_when_the_bucket_endpoint_region_or_project_changes() {
+    let Some(s3) = s3_env() else { return };
+    let moves = [
+        ("bucket", json!("another-bucket")),
+        ("s3_endpoint", json!("http://127.0.0.2:9000")),
+        ("region_name", json!("eu-west-1")),
+    ];
+    let secrets = ["aws_access_key_id", "aws_secret_access_key"];
+    object_store::secrets_stay_behind_a_moved_storage(&Service::start().await, &s3, json!({}), &moves, &secrets).await;
+}

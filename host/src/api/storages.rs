@@ -55,8 +55,11 @@ struct FieldSpec {
     required: bool,
     /// Declared by the adapter (a connection setting), not by the host.
     adapter: bool,
-    /// Says where the adapter connects (a directory, endpoint, host or port): changing it
-    /// requires the secrets again, so stored credentials never follow a storage elsewhere.
+    /// Decides where the stored secrets go: changing it requires the secrets again, so stored
+    /// credentials never follow a storage elsewhere. Every plain adapter setting but `prefix`
+    /// (Label Studio's folder inside the same bucket): bucket, container, region, endpoint,
+    /// directory, host, port, database; an adapter setting has no way to say it is harmless, so
+    /// the rule errs on the side of asking.
     location: bool,
     /// Names a directory the sandbox grants: stored normalised.
     directory: bool,
@@ -111,13 +114,7 @@ fn field_specs(info: &AdapterInfo, dir: Direction) -> Vec<FieldSpec> {
             secret: s.secret,
             required: s.required,
             adapter: true,
-            location: info.grants.iter().any(|g| match g {
-                GrantRequest::Directory(f) => *f == s.name,
-                GrantRequest::Http { endpoint_setting, .. } => *endpoint_setting == s.name,
-                GrantRequest::Tcp { host_setting, port_setting, .. } => {
-                    *host_setting == s.name || *port_setting == s.name
-                }
-            }),
+            location: !s.secret && s.name != "prefix",
             directory: info.grants.contains(&GrantRequest::Directory(s.name.clone())),
         });
     }
@@ -460,10 +457,13 @@ async fn update(
     let mut s = storage_or_404(&app, &type_name, dir, id)?;
     let specs = field_specs(&adapter_or_404(&app, &type_name, dir)?.info, dir);
     let mut errors = Errors::new();
+    let project = s.project_id;
     let changed = apply_body(&app, &mut s, &specs, &body, &mut errors)?;
-    // A new location, or a new secret (which may itself name the account, as Azure's
-    // `account_name`), takes the other stored secrets only if they are sent again.
-    let moved = changed.iter().any(|name| specs.iter().any(|f| f.name == *name && (f.location || f.secret)));
+    // A new location, a new project (whose members would then use the credentials) or a new
+    // secret (which may itself name the account, as Azure's `account_name`) takes the other
+    // stored secrets only if they are sent again.
+    let moved = s.project_id != project
+        || changed.iter().any(|name| specs.iter().any(|f| f.name == *name && (f.location || f.secret)));
     if moved {
         for spec in specs.iter().filter(|f| f.secret && !body.contains_key(&f.name) && s.secrets.contains_key(&f.name))
         {
