@@ -193,6 +193,28 @@ pub struct Settings {
     /// Sync runs executed at once; more requests wait `queued` (Label Studio's RQ workers).
     #[arg(long, env = "STOWAGE_SYNC_WORKERS", default_value_t = crate::sync::DEFAULT_WORKERS)]
     pub sync_workers: usize,
+
+    /// Seconds a client has to send a complete request header, from opening the connection or
+    /// from the previous response; the connection is closed after it (slow headers, idle
+    /// keep-alive connections).
+    #[arg(long, env = "STOWAGE_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// Seconds from a request's header to its response, reading the body included; 408 after
+    /// it. Streamed response bodies are not limited.
+    #[arg(long, env = "STOWAGE_REQUEST_TIMEOUT", default_value_t = 60)]
+    pub request_timeout: u64,
+
+    /// Largest request body, in MiB (a task file imported through the API); 413 beyond it.
+    /// Label Studio allows 250 MB (`DATA_UPLOAD_MAX_MEMORY_SIZE`); parsed JSON takes several
+    /// times its size in memory, so the default is lower.
+    #[arg(long, env = "STOWAGE_MAX_BODY_MIB", default_value_t = 100)]
+    pub max_body_mib: u64,
+
+    /// Client connections open at once; at the cap the longest idle one is closed to make room.
+    /// Default: the open-file limit (raised to its hard limit) less 1,024.
+    #[arg(long, env = "STOWAGE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 fn parse_host_pattern(raw: &str) -> Result<crate::plugin::grants::HostRule, String> {
@@ -207,6 +229,15 @@ impl Settings {
             memory_bytes: (self.adapter_memory_mib as usize) << 20,
             max_response_bytes: (self.max_response_mib as usize) << 20,
             quarantine_after: self.quarantine_after,
+        }
+    }
+
+    /// The HTTP server's limits these settings give.
+    pub fn http_limits(&self) -> crate::api::server::Limits {
+        crate::api::server::Limits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout.max(1)),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
+            max_connections: self.max_connections.unwrap_or_else(crate::api::server::default_max_connections),
         }
     }
 

@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         None => {}
     }
 
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+    let listener = api::server::listen(bind).with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!(%bind, startup_ms = started.elapsed().as_secs_f64() * 1e3, "stowage listening");
     let shutdown = async {
         let mut term =

@@ -55,6 +55,10 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addre
         max_response_mib: 64,
         quarantine_after: 10,
         sync_workers: 2,
+        header_timeout: 10,
+        request_timeout: 60,
+        max_body_mib: 100,
+        max_connections: None,
     }
 }
 

@@ -24,6 +24,8 @@ pub enum ApiError {
     Unauthorized,
     Forbidden(String),
     NotFound(String),
+    /// 413: a request body over the server's limit (`stowage serve --max-body-mib`).
+    TooLarge,
     /// A status and body of the caller's choice (Label Studio's few bespoke shapes).
     Raw(StatusCode, Value),
     /// 500; the cause is logged, never shown.
@@ -73,6 +75,10 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, body(StatusCode::UNAUTHORIZED, "Invalid token.")),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, body(StatusCode::FORBIDDEN, &m)),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, body(StatusCode::NOT_FOUND, &m)),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                body(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large (limit: stowage serve --max-body-mib)"),
+            ),
             ApiError::Raw(status, v) => return (status, Json(v)).into_response(),
             ApiError::Internal(cause) => {
                 let b = body(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
@@ -94,8 +100,10 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes =
-            axum::body::Bytes::from_request(req, state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+            _ => ApiError::BadRequest(e.body_text()),
+        })?;
         let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &bytes[..] };
         serde_json::from_slice(bytes).map(Body).map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))
     }

@@ -7,15 +7,16 @@ pub mod error;
 mod local_files;
 mod projects;
 mod resolve;
+pub mod server;
 mod storages;
 mod tasks;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::get;
-use axum::{Json, Router, ServiceExt};
+use axum::{Json, Router};
 use serde_json::json;
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
@@ -48,19 +49,20 @@ pub fn service(app: Arc<App>) -> NormalizePath<Router> {
     NormalizePathLayer::trim_trailing_slash().layer(router(app).layer(TraceLayer::new_for_http()))
 }
 
-/// Serves [`service`] on `listener` until `shutdown` completes.
+/// Serves [`service`] on `listener` under the limits of the app's settings until `shutdown`
+/// completes ([`server::serve`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(service(app)))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = app.settings.http_limits();
+    server::serve(listener, app, limits, shutdown).await
 }
 
 /// All routes, matched without trailing slash (see [`service`]).
 pub fn router(app: Arc<App>) -> Router {
+    let max_body = usize::try_from(app.settings.max_body_mib).unwrap_or(usize::MAX).saturating_mul(1 << 20);
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "UP"})) }))
         .route(
@@ -75,5 +77,6 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(storages::routes())
         .merge(local_files::routes())
         .merge(resolve::routes())
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
