@@ -211,6 +211,11 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_MAX_BODY_MIB", default_value_t = 100)]
     pub max_body_mib: u64,
 
+    /// Proxied object reads (`presign: false`) streaming at once; more get 503 with
+    /// `Retry-After`. Each holds about two 256 KiB chunks.
+    #[arg(long, env = "STOWAGE_MAX_PROXY_STREAMS", default_value_t = 64)]
+    pub max_proxy_streams: usize,
+
     /// Client connections open at once; at the cap the longest idle one is closed to make room.
     /// Default: the open-file limit (raised to its hard limit) less 1,024.
     #[arg(long, env = "STOWAGE_MAX_CONNECTIONS")]

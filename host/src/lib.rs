@@ -31,6 +31,8 @@ pub struct App {
     pub syncs: Arc<sync::Queue>,
     /// Opens adapter sessions on storages under the settings' policy; pools idle ones.
     pub sessions: Arc<plugin::Sessions>,
+    /// One permit per proxied object read streaming at once (`--max-proxy-streams`).
+    pub proxy_streams: Arc<tokio::sync::Semaphore>,
     /// Loads adapter files dropped into the adapters directory (`--watch-adapters`).
     _watcher: Option<notify::RecommendedWatcher>,
 }
@@ -54,12 +56,14 @@ impl App {
         let sessions = Arc::new(plugin::Sessions::new(registry.clone(), settings.policy()));
         let watcher = if settings.watch_adapters { Some(watch_adapters(&registry)?) } else { None };
         let workers = settings.sync_workers;
+        let proxy_streams = Arc::new(tokio::sync::Semaphore::new(settings.max_proxy_streams.max(1)));
         let app = Arc::new(App {
             settings,
             store,
             registry,
             syncs: Arc::new(sync::Queue::default()),
             sessions,
+            proxy_streams,
             _watcher: watcher,
         });
         sync::spawn_workers(&app, workers);

@@ -58,6 +58,7 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addre
         header_timeout: 10,
         request_timeout: 60,
         max_body_mib: 100,
+        max_proxy_streams: 64,
         max_connections: None,
     }
 }
@@ -377,6 +378,11 @@ impl Drop for Process {
 }
 
 impl Process {
+    /// The process id (to read its memory in `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Starts the binary on `port` with data dir `tmp/data`, document root `tmp/root`, the test
     /// adapters and `extra` arguments; its stdout and stderr go to `tmp/service.log`. Returns once
     /// `/health` answers.

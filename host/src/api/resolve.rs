@@ -26,8 +26,15 @@ use crate::tasks::resolver::Resolver;
 use crate::tasks::uri::decode_fileuri;
 
 /// Largest byte range served per proxied request (Label Studio's `RESOLVER_PROXY_MAX_RANGE_SIZE`,
-/// 8 MiB); also the chunk size of a streamed whole object.
+/// 8 MiB).
 pub const MAX_RANGE: u64 = 8 << 20;
+
+/// Bytes read from the storage per adapter call while streaming a proxied answer: what one
+/// proxied read holds in memory is one chunk being sent and one read ahead.
+pub const STREAM_CHUNK: u64 = 256 << 10;
+
+/// Seconds a client refused for too many proxied reads is told to wait (`Retry-After`).
+const PROXY_RETRY_AFTER_S: &str = "1";
 
 /// The URI resolver routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -139,6 +146,16 @@ async fn proxy(
     key: &str,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
+    // Held until the answer's last byte is sent or the client goes away.
+    let Ok(permit) = app.proxy_streams.clone().try_acquire_owned() else {
+        tracing::warn!(storage = storage.id, "proxied read refused: --max-proxy-streams reached");
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, PROXY_RETRY_AFTER_S)],
+            axum::Json(json!({"detail": "Too many proxied reads at once; retry shortly."})),
+        )
+            .into_response());
+    };
     let entry = session.stat(key).await.map_err(|e| storage_failed(&e))?;
     let size = entry.size;
     let etag =
@@ -164,7 +181,7 @@ async fn proxy(
         Ok(None) => (StatusCode::OK, 0, size - 1),
     };
     // The first chunk is read before answering, so a storage error still gets a proper status.
-    let first_end = end.min(start + MAX_RANGE - 1);
+    let first_end = end.min(start + STREAM_CHUNK - 1);
     let first = if size == 0 {
         None
     } else {
@@ -189,15 +206,25 @@ async fn proxy(
     if first_end >= end || size == 0 {
         return Ok(response.body(Body::from(first_body)).expect("valid response"));
     }
-    // The rest of a whole-object answer streams in bounded chunks from a new session.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, StorageError>>(2);
-    let mut rest = app.sessions.open(storage).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The rest streams in chunks, one read ahead of the client (a channel of one). Each chunk is
+    // read by a pooled session taken for that call only, so a stream waiting on a slow client
+    // holds no adapter instance.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, StorageError>>(1);
+    let storage = storage.clone();
     let key = key.to_string();
     tokio::spawn(async move {
+        let _permit = permit;
         let mut at = first_end + 1;
         while at <= end {
-            let upto = end.min(at + MAX_RANGE - 1);
-            let chunk = rest.get(&key, Some((at, Some(upto)))).await.map(|o| o.body);
+            let upto = end.min(at + STREAM_CHUNK - 1);
+            let chunk = match app.sessions.checkout(&storage) {
+                Ok(mut session) => {
+                    let chunk = session.get(&key, Some((at, Some(upto)))).await.map(|o| o.body);
+                    app.sessions.checkin(&storage, session);
+                    chunk
+                }
+                Err(e) => Err(StorageError::new(ErrorKind::InvalidConfig, "get", e.to_string())),
+            };
             let failed = chunk.is_err();
             if tx.send(chunk).await.is_err() || failed {
                 return;
