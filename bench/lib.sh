@@ -116,6 +116,20 @@ export_ms() { # TYPE JSON EXPECTED_COUNT; sets SYNC_MS = ms from creating an exp
         { echo "export storage $id: $r (want completed/$3)" >&2; exit 1; }
 }
 
+# Files in folders of 1,000 (d0000/f000000.txt ...), written by one Python process.
+make_files() { # DIR COUNT
+    python3 - "$1" "$2" <<'EOF'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "d%04d" % (i // 1000))
+    if i % 1000 == 0:
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%06d.txt" % i), "w") as f:
+        f.write("x")
+EOF
+}
+
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }'; } # COUNT MS -> per s
 
 table() { # LABEL_WIDTH TITLE [LABEL VALUE]...: the figures, under a "figure" heading

@@ -29,20 +29,6 @@ LS_EXPORT=60
 
 build
 
-# Files in folders of 1,000 (d0000/f000000.txt ...), written by one Python process.
-make_files() { # DIR COUNT
-    python3 - "$1" "$2" <<'EOF'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    d = os.path.join(root, "d%04d" % (i // 1000))
-    if i % 1000 == 0:
-        os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "f%06d.txt" % i), "w") as f:
-        f.write("x")
-EOF
-}
-
 echo "writing $N files (and $BIG) under $TMP/root ..."
 make_files "$TMP/root/n" "$N"
 ((BIG)) && make_files "$TMP/root/big" "$BIG"

@@ -53,6 +53,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0001_init.sql")),
         M::up(include_str!("migrations/0002_superuser.sql")),
         M::up(include_str!("migrations/0003_background_sync.sql")),
+        M::up(include_str!("migrations/0004_project_counts.sql")),
     ])
 }
 
@@ -100,5 +101,35 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().unwrap();
+    }
+
+    /// The counters of migration 0004 follow inserts, deletes and cascades exactly.
+    #[test]
+    fn project_counts_follow_every_change() {
+        use crate::domain::{NewAnnotation, NewPrediction, NewTask};
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::Store::open(&dir.path().join("db.sqlite3")).unwrap();
+        store.bootstrap_user("t").unwrap();
+        let user = store.user_by_token("t").unwrap().unwrap().id;
+        let p = store.create_project("p", "", "<View/>", user).unwrap().id;
+        let other = store.create_project("q", "", "<View/>", user).unwrap().id;
+        let task = |n: usize| NewTask {
+            data: serde_json::json!({"n": n}),
+            meta: serde_json::json!({}),
+            annotations: vec![NewAnnotation::default(); n],
+            predictions: vec![NewPrediction::default(); 1],
+        };
+        let ids = store.create_tasks(p, &[task(0), task(1), task(2)], user).unwrap();
+        store.create_tasks(other, &[task(1)], user).unwrap();
+        assert_eq!(store.project_counts(p).unwrap(), (3, 3, 3));
+        let a = store.create_annotation(ids[0], p, &NewAnnotation::default()).unwrap();
+        assert_eq!(store.project_counts(p).unwrap(), (3, 4, 3));
+        assert!(store.delete_annotation(a.id).unwrap());
+        // A task's annotations and predictions go with it (a cascade).
+        assert!(store.delete_task(ids[2]).unwrap());
+        assert_eq!(store.project_counts(p).unwrap(), (2, 1, 2));
+        assert_eq!(store.project_counts(other).unwrap(), (1, 1, 1));
+        assert!(store.delete_project(p).unwrap());
+        assert_eq!((store.project_counts(p).unwrap(), store.project_counts(other).unwrap()), ((0, 0, 0), (1, 1, 1)));
     }
 }

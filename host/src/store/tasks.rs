@@ -120,15 +120,15 @@ impl Store {
         Ok(ids)
     }
 
-    /// `(tasks, annotations, predictions)` of a project.
+    /// `(tasks, annotations, predictions)` of a project (counters kept by triggers: migration
+    /// 0004); zeros for a project that does not exist.
     pub fn project_counts(&self, project_id: i64) -> Result<(i64, i64, i64)> {
-        Ok(self.conn()?.query_row(
-            "SELECT (SELECT COUNT(*) FROM tasks WHERE project_id = ?1),
-                    (SELECT COUNT(*) FROM annotations WHERE project_id = ?1),
-                    (SELECT COUNT(*) FROM predictions WHERE project_id = ?1)",
-            [project_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?)
+        let counts = self
+            .conn()?
+            .prepare_cached("SELECT task_count, annotation_count, prediction_count FROM projects WHERE id = ?1")?
+            .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        Ok(counts.unwrap_or((0, 0, 0)))
     }
 
     /// A page of a project's tasks in id order.
