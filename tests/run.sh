@@ -36,8 +36,11 @@ tests/emulators/garage.sh install
 tests/emulators/redis.sh install
 tests/emulators/gcs.sh install
 tests/emulators/azure.sh install
+# Label Studio itself, the reference of the differential tests (tests/python/test_differential.py).
+tests/emulators/label-studio.sh install
 SERVERS=$(mktemp -d)
-trap 'tests/emulators/garage.sh stop "$SERVERS/s3"; tests/emulators/redis.sh stop "$SERVERS/redis"; tests/emulators/gcs.sh stop "$SERVERS/gcs"; tests/emulators/azure.sh stop "$SERVERS/azure"; rm -rf "$SERVERS"; kill $(jobs -p) 2>/dev/null || true' EXIT
+trap 'tests/emulators/garage.sh stop "$SERVERS/s3"; tests/emulators/redis.sh stop "$SERVERS/redis"; tests/emulators/gcs.sh stop "$SERVERS/gcs"; tests/emulators/azure.sh stop "$SERVERS/azure"; tests/emulators/label-studio.sh stop "$SERVERS/ls"; rm -rf "$SERVERS"; kill $(jobs -p) 2>/dev/null || true' EXIT
+
 tests/emulators/garage.sh start "$SERVERS/s3" >/dev/null
 tests/emulators/redis.sh start "$SERVERS/redis" >/dev/null
 tests/emulators/gcs.sh start "$SERVERS/gcs" >/dev/null
@@ -58,6 +61,14 @@ export STOWAGE_TEST_ADAPTERS=$ROOT/target/test-adapters
 status=0
 cargo test --release --workspace --no-fail-fast \
     --exclude stowage-test-misbehave || status=1
+# Label Studio starts after the Rust suites (its first start migrates a fresh database, ~1 min
+# of both cores, which would squeeze their timing windows).
+if tests/emulators/label-studio.sh start "$SERVERS/ls" >/dev/null; then
+    # shellcheck disable=SC1091
+    source "$SERVERS/ls/env"
+else
+    echo "tests/run.sh: Label Studio did not start; the differential tests will report it" >&2
+fi
 "$VENV/bin/python" -m pytest tests/python -q || status=1
 
 if ((status)); then echo "tests/run.sh: FAILED" >&2; else echo "tests/run.sh: all passed"; fi

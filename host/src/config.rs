@@ -184,9 +184,10 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_MAX_RESPONSE_MIB", default_value_t = 64)]
     pub max_response_mib: u64,
 
-    /// Calls one adapter broke within 5 minutes (a crash, or spinning past the deadline) after
-    /// which it is quarantined until a new version is installed; 0 never
-    /// quarantines.
+    /// Calls an adapter broke for one storage within 5 minutes (a crash, or spinning past the
+    /// deadline) after which that storage's calls are refused until the failures age out, its
+    /// settings change or a new adapter version is installed; other storages of the adapter go
+    /// on. 0 never quarantines.
     #[arg(long, env = "STOWAGE_QUARANTINE_AFTER", default_value_t = 10)]
     pub quarantine_after: u32,
 

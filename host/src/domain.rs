@@ -407,6 +407,10 @@ impl OnDelete {
 pub const DEFAULT_MAX_DELETE_PERCENT: u32 = 50;
 /// Default of `presign_ttl`, minutes (Label Studio's default).
 pub const DEFAULT_PRESIGN_TTL_MINUTES: u64 = 1;
+/// Longest `presign_ttl`, minutes: 7 days, the most a SigV4 presigned URL may live (AWS:
+/// "X-Amz-Expires ... minimum 1 second, maximum 604800 seconds"); GCS V4 signed URLs share it.
+/// Label Studio accepts up to 32,767 and hands out URLs that S3 refuses.
+pub const MAX_PRESIGN_TTL_MINUTES: u64 = 7 * 24 * 60;
 
 /// The options the host itself applies to a storage, whatever its type: typed once here, so no
 /// other code reads them by name. Defaults are Label Studio's (reference §1.1).
@@ -481,10 +485,20 @@ pub struct SyncCounters {
     /// Objects that could not be imported (or annotations not written); the first
     /// [`MAX_FAILURE_LINES`] are kept in `failures`.
     pub objects_failed: u64,
-    /// `key: reason`, one per failed object, at most [`MAX_FAILURE_LINES`].
+    /// Bad tasks skipped inside task files that otherwise imported (a JSONL line that is not
+    /// JSON, an element that is not a task); each file's first ones are named in `failures`.
+    pub tasks_skipped: u64,
+    /// `key: reason`, one per failed object or bad task, at most [`MAX_FAILURE_LINES`].
     pub failures: Vec<String>,
+    /// Lines left out of `failures` once it was full.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failures_unreported: u64,
     /// Tasks linked to the storage when the run started (Label Studio's `tasks_existed`).
     pub tasks_existed: Option<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Failure lines kept per run (the `traceback` says how many more there were).
@@ -494,8 +508,26 @@ impl SyncCounters {
     /// Records one failed object.
     pub fn fail(&mut self, line: String) {
         self.objects_failed += 1;
+        self.report(line);
+    }
+
+    /// Records the bad tasks skipped in the task file `key`: `problems` names the first of
+    /// them, `skipped` counts them all.
+    pub fn skip(&mut self, key: &str, problems: &[String], skipped: u64) {
+        self.tasks_skipped += skipped;
+        for p in problems {
+            self.report(format!("{key}: {p}"));
+        }
+        if skipped > problems.len() as u64 {
+            self.report(format!("{key}: {} more bad tasks skipped", skipped - problems.len() as u64));
+        }
+    }
+
+    fn report(&mut self, line: String) {
         if self.failures.len() < MAX_FAILURE_LINES {
             self.failures.push(line);
+        } else {
+            self.failures_unreported += 1;
         }
     }
 }

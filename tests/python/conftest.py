@@ -130,6 +130,25 @@ def client(server):
     return LabelStudio(base_url=server.url, api_key=server.token)
 
 
+@pytest.fixture(scope="session")
+def label_studio():
+    """Label Studio 1.23.2 itself, the reference of test_differential.py: the server of
+    tests/emulators/label-studio.sh (started by tests/run.sh; env STOWAGE_LS_URL, STOWAGE_LS_TOKEN,
+    STOWAGE_LS_FILES, its local-files document root). Skips without one, which under CI=true is a
+    failure."""
+    url, token, files = (os.environ.get(f"STOWAGE_LS_{k}") for k in ("URL", "TOKEN", "FILES"))
+    require(bool(url and token and files), "no Label Studio: STOWAGE_LS_URL etc. unset (tests/run.sh "
+            "starts one; or source the env of tests/emulators/label-studio.sh start DIR)")
+    return Server(url, token, Path(files), None, None, None)
+
+
+@pytest.fixture(scope="session")
+def ls_client(label_studio):
+    from label_studio_sdk.client import LabelStudio
+
+    return LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+
+
 @pytest.fixture
 def workdir(server, request):
     """A fresh directory under the document root, named after the test."""

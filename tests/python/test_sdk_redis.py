@@ -20,7 +20,6 @@ ANNOTATION_FIELDS = sorted([
     "updated_at", "draft_created_at", "lead_time", "import_id", "last_action", "bulk_created", "project",
     "updated_by", "parent_prediction", "parent_annotation", "last_created_by", "completed_by", "task"])
 CANT_CONNECT = "Can't connect to Redis server."
-DB_ZERO = "Please explicitly pass a redis db id to prevent accidentally overwriting existing database!"
 
 
 def keys_under(r, prefix: str) -> list:
@@ -157,15 +156,13 @@ def test_values_that_are_not_tasks_fail_per_key(server, client, redis_server, re
     assert [t["data"] for t in raw_tasks(server, pid)] == [{"text": "good"}]
 
 
-def test_db_zero_and_bad_connections_are_refused(server, client, redis_server, redis_path):
+def test_bad_connections_are_refused_and_db_zero_is_accepted(server, client, redis_server, redis_path):
     pid = project(client, "redis refused")
     good = dict(project=pid, path=redis_path, **redis_server.storage_args(1))
     wrong_password = "wrong-password-do-not-leak-4242"
     calls = (client.import_storage.redis.validate, client.import_storage.redis.create,
              client.export_storage.redis.validate, client.export_storage.redis.create)
     for call in calls:
-        body = refused(call, **dict(good, db=0))
-        assert body["validation_errors"] == {"non_field_errors": [DB_ZERO]}, (call, body)
         for name, change in {"wrong password": {"password": wrong_password},
                              "no password": {"password": None},
                              "closed port": {"port": "1"}}.items():
@@ -194,12 +191,15 @@ def test_db_zero_and_bad_connections_are_refused(server, client, redis_server, r
     body = refused(client.import_storage.redis.validate, id=imp.id, **dict(same, host="localhost"))
     assert body["validation_errors"] == {"non_field_errors": [CANT_CONNECT]}
 
-    # PATCH re-checks the connection: a wrong password or db=0 is refused and nothing changes.
+    # PATCH re-checks the connection: a wrong password is refused and nothing changes.
     body = refused(client.import_storage.redis.update, id=imp.id, password=wrong_password)
     assert body["validation_errors"] == {"non_field_errors": [CANT_CONNECT]}
-    body = refused(client.import_storage.redis.update, id=imp.id, db=0, password=redis_server.password)
-    assert body["validation_errors"] == {"non_field_errors": [DB_ZERO]}
     assert client.import_storage.redis.get(imp.id).db == 1
+    # db 0 (Redis's default database) is accepted; Label Studio refuses it ("Please explicitly
+    # pass a redis db id...") only because it tests the number for truth.
+    assert client.import_storage.redis.validate(**dict(good, db=0)) is None
+    zero = client.export_storage.redis.create(**dict(good, db=0))
+    assert zero.db == 0
     assert synced(client.import_storage.redis, imp.id).status == "completed"
 
 

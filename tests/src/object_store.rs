@@ -187,8 +187,18 @@ impl ObjectStore for AzureEnv {
 const UPLOADERS: usize = 16;
 
 /// The six special key names: space, `+`, `%` (encoded and bare), non-ASCII, `#`, `?` and `&`.
-pub const SPECIAL_NAMES: [&str; 6] =
-    ["sp ace.txt", "plus+sign.txt", "per%25cent%.txt", "ünïcödé 日本.txt", "hash#tag.txt", "q?mark&x=1.txt"];
+pub const SPECIAL_NAMES: [&str; 9] = [
+    "sp ace.txt",
+    "plus+sign.txt",
+    "per%25cent%.txt",
+    "ünïcödé 日本.txt",
+    "hash#tag.txt",
+    "q?mark&x=1.txt",
+    "O'Brien [v2] (1).txt",
+    // The same word in Unicode's two forms, kept apart byte for byte: NFC, then NFD.
+    "caf\u{e9}.txt",
+    "cafe\u{301}.txt",
+];
 
 /// An adapter session on the shared test bucket.
 pub fn session<S: ObjectStore>(svc: &Service, store: &S, direction: Direction) -> Session {
@@ -508,6 +518,44 @@ impl SpecialKeys {
             assert_eq!(resp.bytes().await.unwrap().as_ref(), &body[2..=5]);
             let resp = fetch(svc, link, &[("If-None-Match", &etag)]).await;
             assert_eq!(resp.status(), 304);
+        }
+    }
+
+    /// Storage URIs inside longer text (HTML attributes in either quote, Markdown, a sentence),
+    /// in a task made with `POST /api/tasks`, are rewritten whole to resolver links, and each
+    /// link serves exactly its object's bytes (following the presigned redirect if any).
+    pub async fn uris_inside_text<S: ObjectStore>(&self, svc: &Service, store: &S) {
+        let project = self.tasks[0]["project"].as_i64().unwrap();
+        let key = |name: &str| format!("{}/{name}", self.prefix);
+        let uri = |name: &str| store.uri(&key(name));
+        let (quoted, single, md, bare, nfd) =
+            ("O'Brien [v2] (1).txt", "sp ace.txt", "hash#tag.txt", "plus+sign.txt", "cafe\u{301}.txt");
+        let data = json!({
+            "html": format!(r#"<p><img src="{}"> <img src='{}'/></p>"#, uri(quoted), uri(single)),
+            "md": format!("![a]({}) and", uri(md)),
+            "sentence": format!("see {}<br>or {}", uri(bare), uri("q?mark&x=1.txt")),
+            "whole": uri(nfd),
+        });
+        let r = svc.post("/api/tasks", json!({"project": project, "data": data})).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let id = r.body["id"].as_i64().unwrap();
+        let link = |name: &str| resolver_url(id, &uri(name));
+        let want = json!({
+            "html": format!(r#"<p><img src="{}"> <img src='{}'/></p>"#, link(quoted), link(single)),
+            "md": format!("![a]({}) and", link(md)),
+            "sentence": format!("see {}<br>or {}", link(bare), link("q?mark&x=1.txt")),
+            "whole": link(nfd),
+        });
+        assert_eq!(r.body["data"], want);
+        assert_eq!(svc.get(&format!("/api/tasks/{id}")).await.body["data"], want);
+        for name in [quoted, single, md, bare, "q?mark&x=1.txt", nfd] {
+            let body = &self.objects.iter().find(|(k, _)| *k == key(name)).unwrap().1;
+            let mut resp = fetch(svc, &link(name), &[]).await;
+            if resp.status() == 303 {
+                resp = reqwest::get(resp.headers()["location"].to_str().unwrap()).await.unwrap();
+            }
+            assert_eq!(resp.status(), 200, "{name}");
+            assert_eq!(resp.bytes().await.unwrap().as_ref(), body.as_slice(), "{name}");
         }
     }
 

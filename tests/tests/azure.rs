@@ -129,6 +129,7 @@ async fn sas_and_proxied_uris_return_the_right_bytes_for_special_keys() {
     // An expired URL is refused too.
     keys.expired_url_is_refused(&svc, &az, 403).await;
     keys.proxied(&svc).await;
+    keys.uris_inside_text(&svc, &az).await;
     keys.unserved_and_raw_uris(&svc, &az, "another-container").await;
 }
 

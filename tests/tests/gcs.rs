@@ -53,6 +53,7 @@ async fn signed_and_proxied_uris_return_the_right_bytes_for_special_keys() {
         assert!(location.contains("&X-Goog-Expires=120&X-Goog-SignedHeaders=host&X-Goog-Signature="), "{location}");
     }
     keys.proxied(&svc).await;
+    keys.uris_inside_text(&svc, &gcs).await;
 
     // Without a key, a "signed" URL is the plain object URL (public objects).
     let (p, objects) = (&keys.prefix, &keys.objects);

@@ -360,3 +360,50 @@ async fn storage_api_shapes_and_errors() {
     let body: Value = r.json().await.unwrap();
     assert_eq!((body["status_code"].as_i64(), body["detail"].as_str()), (Some(401), Some("Invalid token.")));
 }
+
+/// Task files larger than a commit or one adapter answer: a JSONL of 30,000 tasks with two bad
+/// lines imports the other 29,998 and names the bad lines; a 12 MiB JSON array (read in ranged
+/// parts) imports whole; a syntax error inside an array keeps the elements before it.
+#[tokio::test]
+async fn large_task_files_import_in_parts_and_bad_tasks_are_named_and_skipped() {
+    let svc = Service::start().await;
+    let mut lines: Vec<String> = (0..30_000).map(|i| format!("{{\"text\": \"line {i}\"}}")).collect();
+    lines[1] = "{not json".into();
+    lines[29_998] = "[\"not a task\"]".into();
+    let array = format!(
+        "[{}]",
+        (0..100_000)
+            .map(|i| format!("{{\"text\": \"element {i} {}\"}}", "z".repeat(100)))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert!(array.len() > 12 << 20);
+    let jsonl = lines.join("\n");
+    let files: [(&str, &[u8]); 3] = [
+        ("a.jsonl", jsonl.as_bytes()),
+        ("b.json", array.as_bytes()),
+        ("c.json", br#"[{"text": "c0"}, {"text": "c1"}, {"text": oops}, {"text": "c3"}]"#),
+    ];
+    let dir = svc.dir("large", &files);
+    let project = svc.project("<View><Text name=\"t\" value=\"$text\"/></View>").await;
+    let id = create(&svc, json!({"project": project, "path": dir.to_str().unwrap()})).await;
+    let s = sync(&svc, id).await;
+    assert_eq!(summary(&s), ("completed_with_errors".into(), 29_998 + 100_000 + 2));
+    let traceback: Vec<&str> = s["traceback"].as_str().unwrap().lines().collect();
+    assert_eq!(traceback.len(), 3, "{traceback:?}");
+    assert!(traceback[0].starts_with("a.jsonl: line 2: invalid JSON: key must be a string"), "{traceback:?}");
+    assert_eq!(traceback[1], "a.jsonl: line 29999: a task must be a JSON object");
+    assert!(
+        traceback[2].starts_with("c.json: invalid JSON array: element 2 (line 1): expected value"),
+        "{traceback:?}"
+    );
+    assert_eq!((s["meta"]["tasks_skipped"].as_i64(), s["meta"]["objects_failed"].as_i64()), (Some(2), Some(1)));
+    let r = svc.get(&format!("/api/tasks?project={project}&page_size=3&page=1")).await;
+    let texts: Vec<&str> =
+        r.body["tasks"].as_array().unwrap().iter().map(|t| t["data"]["text"].as_str().unwrap()).collect();
+    assert_eq!((r.body["total"].as_i64(), texts), (Some(130_000), vec!["line 0", "line 2", "line 3"]));
+    let r = svc.get(&format!("/api/tasks?project={project}&page_size=1&page=130000")).await;
+    assert_eq!(r.body["tasks"][0]["data"]["text"], "c1");
+    // Nothing is imported twice on the next sync.
+    assert_eq!(summary(&sync(&svc, id).await), ("completed".into(), 0));
+}

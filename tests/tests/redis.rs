@@ -1,5 +1,5 @@
 //! Redis storages against a real redis-server (started by tests/run.sh): 10,000 JSON values,
-//! values that are not tasks, db=0, a wrong password without leaks, export keys, and the TCP
+//! values that are not tasks, db 0 accepted, a wrong password without leaks, export keys, and the TCP
 //! grant (an adapter reaches only its configured host and port).
 
 use serde_json::{Value, json};
@@ -78,16 +78,19 @@ async fn ten_thousand_json_values_import_once_and_bad_values_are_reported() {
 }
 
 #[tokio::test]
-async fn db_zero_is_refused_and_annotations_are_exported_per_key() {
+async fn db_zero_imports_and_annotations_are_exported_per_key() {
     let Some(redis) = redis_env() else { return };
     let svc = Service::start().await;
     let project = svc.project("<View></View>").await;
-    let (status, body) = create(&svc, "/api/storages/redis", with_project(redis.fields("x:", 0), project)).await;
-    assert_eq!(status, 400);
-    assert_eq!(
-        body["validation_errors"]["non_field_errors"][0],
-        "Please explicitly pass a redis db id to prevent accidentally overwriting existing database!"
-    );
+    // Database 0, Redis's default, is a database like any other (Label Studio refuses it).
+    let zero = format!("{}:", unique_prefix("db0"));
+    redis.set_many(0, &[(format!("{zero}a"), r#"{"text": "in db 0"}"#.into())]);
+    let (status, body) = create(&svc, "/api/storages/redis", with_project(redis.fields(&zero, 0), project)).await;
+    assert_eq!((status, body["db"].as_i64()), (201, Some(0)), "{body}");
+    let r = svc.sync(&format!("/api/storages/redis/{}", body["id"])).await;
+    assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
+    assert_eq!(svc.task_data(project).await, [json!({"text": "in db 0"})]);
+    redis.cli(0, &["DEL", &format!("{zero}a")]);
 
     let path = format!("{}:", unique_prefix("ann"));
     let r = svc.post(&format!("/api/projects/{project}/import"), json!([{"text": "t"}])).await;

@@ -135,3 +135,83 @@ async fn a_sync_killed_ten_times_resumes_by_itself_and_imports_each_object_once(
     assert_eq!(s["meta"]["tasks_existed"].as_i64(), Some(n as i64));
     drop(service);
 }
+
+/// One JSONL file of 200,000 tasks (~12 MiB: read in ranged parts, committed in parts of
+/// 20,000) and a small one: killed three times inside the big file, the run goes on after the
+/// file's last committed row each time and ends with every task once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_inside_a_task_file_continues_after_its_last_committed_row() {
+    let n = 200_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("root/jsonl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let big: String = (0..n).map(|i| format!("{{\"text\": \"task {i:06} {}\"}}\n", "y".repeat(40))).collect();
+    std::fs::write(dir.join("big.jsonl"), big).unwrap();
+    std::fs::write(dir.join("small.json"), r#"[{"text": "small 0"}, {"text": "small 1"}]"#).unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut service = Process::start(tmp.path(), port, &[]).await;
+    let (_, project) = call(reqwest::Method::POST, format!("{base}/api/projects"), json!({"title": "jsonl"})).await;
+    let project = project["id"].as_i64().unwrap();
+    let (_, storage) = call(
+        reqwest::Method::POST,
+        format!("{base}/api/storages/localfiles"),
+        json!({"project": project, "path": dir}),
+    )
+    .await;
+    let storage_url = format!("{base}/api/storages/localfiles/{}", storage["id"]);
+    call(reqwest::Method::POST, format!("{storage_url}/sync"), Value::Null).await;
+
+    let mut kills: Vec<i64> = Vec::new();
+    for threshold in [20_000, 80_000, 140_000] {
+        loop {
+            let (_, s) = call(reqwest::Method::GET, storage_url.clone(), Value::Null).await;
+            assert_ne!(s["status"], "completed", "finished before the kill at {threshold}: {s:?}");
+            let created = s["meta"]["tasks_created"].as_i64().unwrap_or(0);
+            if created >= threshold {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        drop(service); // SIGKILL
+        let db = rusqlite::Connection::open(tmp.path().join("data/stowage.sqlite3")).unwrap();
+        let (rows, distinct, open): (i64, i64, Option<String>) = db
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM import_links), (SELECT COUNT(DISTINCT key || '#' || row_index) FROM import_links),
+                        (SELECT open_object FROM sync_runs ORDER BY id DESC LIMIT 1)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(rows, distinct, "after a kill: every row linked once");
+        assert_eq!(open.as_deref(), Some("big.jsonl"), "the run names the file it was inside");
+        kills.push(rows);
+        service = Process::start(tmp.path(), port, &[]).await;
+    }
+    assert!(kills.windows(2).all(|w| w[0] < w[1]), "{kills:?}");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let s = loop {
+        let (_, s) = call(reqwest::Method::GET, storage_url.clone(), Value::Null).await;
+        if s["status"] != "queued" && s["status"] != "in_progress" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "not finished after 5 minutes: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (s["status"].as_str(), s["last_sync_count"].as_i64(), &s["traceback"]),
+        (Some("completed"), Some(n + 2), &Value::Null),
+        "{s:?}"
+    );
+    drop(service);
+    let db = rusqlite::Connection::open(tmp.path().join("data/stowage.sqlite3")).unwrap();
+    let (tasks, texts, rows): (i64, i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT json_extract(data, '$.text')),
+                    (SELECT COUNT(DISTINCT row_index) FROM import_links WHERE key = 'big.jsonl') FROM tasks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((tasks, texts, rows), (n + 2, n + 2, n));
+}

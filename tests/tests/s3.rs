@@ -38,6 +38,7 @@ async fn presigned_and_proxied_uris_return_the_right_bytes_for_special_keys() {
     // An expired URL is refused too (garage answers 400 where AWS answers 403: emulators.md).
     keys.expired_url_is_refused(&svc, &s3, 400).await;
     keys.proxied(&svc).await;
+    keys.uris_inside_text(&svc, &s3).await;
     keys.unserved_and_raw_uris(&svc, &s3, "another-bucket").await;
 }
 

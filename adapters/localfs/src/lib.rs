@@ -119,10 +119,11 @@ impl Backend for LocalFiles {
     /// its own size (plus reading each directory once), not the folder's: see [`walk`].
     fn list(&self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
         let prefix = prefix.trim_matches('/');
-        let (dir, key_prefix) = if prefix.is_empty() {
-            (self.root.clone(), String::new())
+        let key_prefix = if prefix.is_empty() {
+            String::new()
         } else {
-            (resolve(&self.root, prefix)?, format!("{prefix}/"))
+            resolve(&self.root, prefix)?;
+            format!("{prefix}/")
         };
         let mut last_walk = self.last_walk.borrow_mut();
         let mut walk = match last_walk.take() {
@@ -133,7 +134,7 @@ impl Backend for LocalFiles {
             {
                 last.walk
             }
-            _ => walk::Walk::seek(dir, &key_prefix, recursive, cursor.as_deref()),
+            _ => walk::Walk::seek(&self.root, &key_prefix, recursive, cursor.as_deref()),
         };
         let page_size = page_size.max(1) as usize;
         let mut keys = Vec::with_capacity(page_size.min(10_000));

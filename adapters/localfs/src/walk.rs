@@ -12,14 +12,24 @@
 //! directory on the cursor's path once and binary-searches past the cursor's component, so a
 //! cursor works in a fresh instance. The adapter keeps the walk of the last page to continue from
 //! it when the next call passes that page's cursor; a miss rebuilds it and gives the same keys.
+//!
+//! Symlinked directories: each *real* directory (its path with every link resolved) is walked at
+//! most once per listing, under the first key that reaches it: a link to a directory already
+//! walked, to one being walked (`loop -> .`, `sub/up -> ..`), to an ancestor of the listed
+//! folder, or, by its own path, a directory
+//! already walked through a link, is passed over. Loops end at once and no file is listed under
+//! two keys. A link that leads out of the storage directory is passed over without being read
+//! (the WASI preopen refuses it anyway). The walked set lives in the walk: a walk rebuilt from a
+//! cursor (a new instance) knows only the directories on the cursor's path, so a directory that
+//! an earlier page reached through a link can then be listed again under its own path.
 
+use std::collections::HashSet;
 use std::fs;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Symlinked directories followed on one path at most, so a link loop (`loop -> .`) ends.
-/// (Without any limit a loop ended only where path resolution gave up, around 40 links.)
-pub const MAX_LINKS: u32 = 8;
+/// Links resolved while finding one directory's real path at most (Linux's `MAXSYMLINKS` is 40).
+pub const MAX_LINK_HOPS: u32 = 40;
 /// Directory levels below the listed folder at most.
 pub const MAX_DEPTH: u32 = 256;
 
@@ -49,8 +59,10 @@ struct Dir {
     items: Vec<Item>,
     /// Index in `items` of the next entry to visit.
     next: usize,
-    /// Symlinked directories on the path from the listed folder to here, and levels below it.
-    links: u32,
+    /// The directory's real path relative to the storage directory (`/`-separated, every link
+    /// resolved; empty for the storage directory itself).
+    real: String,
+    /// Levels below the listed folder.
     depth: u32,
 }
 
@@ -58,7 +70,7 @@ impl Dir {
     /// Reads and sorts a directory; one that cannot be read (gone, not a directory) is empty.
     /// Entry types come from the directory itself (no `stat` per file); a symlink costs one
     /// `stat` and is skipped when it cannot be followed (e.g. pointing out of the sandbox).
-    fn read(path: PathBuf, key_prefix: String, links: u32, depth: u32, recursive: bool) -> Dir {
+    fn read(path: PathBuf, key_prefix: String, real: String, depth: u32, recursive: bool) -> Dir {
         let mut names = String::new();
         let mut items = Vec::new();
         if let Ok(read) = fs::read_dir(&path) {
@@ -72,7 +84,7 @@ impl Dir {
                 }
                 let is_dir = kind.is_dir();
                 if is_dir {
-                    if !recursive || depth >= MAX_DEPTH || (link && links >= MAX_LINKS) {
+                    if !recursive || depth >= MAX_DEPTH {
                         continue;
                     }
                 } else if !kind.is_file() {
@@ -93,7 +105,7 @@ impl Dir {
         items.dedup_by(|a, b| names[a.range()] == names[b.range()]);
         names.shrink_to_fit();
         items.shrink_to_fit();
-        Dir { path, key_prefix, names, items, next: 0, links, depth }
+        Dir { path, key_prefix, names, items, next: 0, real, depth }
     }
 
     fn name(&self, item: Item) -> &str {
@@ -104,31 +116,100 @@ impl Dir {
         self.name(item).ends_with('/')
     }
 
-    /// The directory `item` (one of this directory's), read.
-    fn child(&self, item: Item, recursive: bool) -> Dir {
+    /// The real path of the directory `item` (one of this directory's): `None` when it leads
+    /// out of the storage directory or through too many links.
+    fn real_of(&self, item: Item, root: &Path) -> Option<String> {
+        let name = self.name(item).trim_end_matches('/');
+        if !item.link {
+            return Some(join(&self.real, name));
+        }
+        let target = fs::read_link(self.path.join(name)).ok()?;
+        real_path(root, &self.real, &target)
+    }
+
+    /// The directory `item` (one of this directory's), read, unless its real directory was
+    /// walked already in this listing (see the module docs); it is then marked walked.
+    fn child(&self, item: Item, root: &Path, walked: &mut HashSet<String>, recursive: bool) -> Option<Dir> {
+        let real = self.real_of(item, root)?;
+        if !walked.insert(real.clone()) {
+            return None;
+        }
         let name = self.name(item);
-        Dir::read(
+        Some(Dir::read(
             self.path.join(name.trim_end_matches('/')),
             format!("{}{name}", self.key_prefix),
-            self.links + u32::from(item.link),
+            real,
             self.depth + 1,
             recursive,
-        )
+        ))
     }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") }
+}
+
+/// Resolves `target`, a link found in the real directory `dir` (relative to `root`), to a real
+/// path relative to `root`, following further links on the way, as the kernel would. `None`
+/// when it climbs above `root`, is absolute (a host path the sandbox does not show) or takes
+/// more than [`MAX_LINK_HOPS`] links. The path needs no `stat` for `dir`, which is real already;
+/// each component of the target costs one `lstat`.
+pub fn real_path(root: &Path, dir: &str, target: &Path) -> Option<String> {
+    use std::path::Component;
+    let mut out: Vec<String> = dir.split('/').filter(|c| !c.is_empty()).map(str::to_string).collect();
+    let mut todo: Vec<String> = Vec::new();
+    let push_target = |todo: &mut Vec<String>, t: &Path| -> Option<()> {
+        let mut parts = Vec::new();
+        for c in t.components() {
+            match c {
+                Component::Normal(n) => parts.push(n.to_str()?.to_string()),
+                Component::ParentDir => parts.push("..".into()),
+                Component::CurDir => {}
+                Component::RootDir | Component::Prefix(_) => return None,
+            }
+        }
+        // `todo` is a stack: the target's first component goes last.
+        todo.extend(parts.into_iter().rev());
+        Some(())
+    };
+    push_target(&mut todo, target)?;
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            out.pop()?;
+            continue;
+        }
+        out.push(c);
+        let here = root.join(out.join("/"));
+        let meta = fs::symlink_metadata(&here).ok()?;
+        if meta.file_type().is_symlink() {
+            hops += 1;
+            if hops > MAX_LINK_HOPS {
+                return None;
+            }
+            out.pop();
+            push_target(&mut todo, &fs::read_link(&here).ok()?)?;
+        }
+    }
+    Some(out.join("/"))
 }
 
 /// A position in the listing of one folder: every key after it is still to come.
 pub struct Walk {
     stack: Vec<Dir>,
     recursive: bool,
+    /// The storage directory, against which real paths are resolved.
+    root: PathBuf,
+    /// Real paths of the directories walked so far (module docs).
+    walked: HashSet<String>,
 }
 
 impl Walk {
-    /// The listing of the folder at `dir` (whose keys start with `key_prefix`: empty, or ending
-    /// with `/`), positioned just after `cursor` (any string; `None` for the start): the keys
-    /// still to come are exactly those greater than the cursor.
-    pub fn seek(dir: PathBuf, key_prefix: &str, recursive: bool, cursor: Option<&str>) -> Walk {
-        let mut walk = Walk { stack: Vec::new(), recursive };
+    /// The listing of the folder `key_prefix` of the storage directory `root` (empty, or a
+    /// relative path ending with `/`), positioned just after `cursor` (any string; `None` for the
+    /// start): the keys still to come are exactly those greater than the cursor.
+    pub fn seek(root: &Path, key_prefix: &str, recursive: bool, cursor: Option<&str>) -> Walk {
+        let mut walk = Walk { stack: Vec::new(), recursive, root: root.to_path_buf(), walked: HashSet::new() };
         let rest = match cursor {
             None => "",
             Some(c) => match c.strip_prefix(key_prefix) {
@@ -139,7 +220,21 @@ impl Walk {
                 None => return walk,
             },
         };
-        let mut dir = Dir::read(dir, key_prefix.to_string(), 0, 0, recursive);
+        let folder = key_prefix.trim_end_matches('/');
+        // The listed folder may itself be reached through links.
+        let Some(real) = (if folder.is_empty() { Some(String::new()) } else { real_path(root, "", Path::new(folder)) })
+        else {
+            return walk;
+        };
+        // Its ancestors count as walked: a link up to one would re-enter the folder (a loop).
+        let mut up = real.as_str();
+        while let Some((parent, _)) = up.rsplit_once('/') {
+            walk.walked.insert(parent.to_string());
+            up = parent;
+        }
+        walk.walked.insert(String::new());
+        walk.walked.insert(real.clone());
+        let mut dir = Dir::read(root.join(folder), key_prefix.to_string(), real, 0, recursive);
         let mut rest = rest;
         loop {
             match rest.split_once('/') {
@@ -157,7 +252,7 @@ impl Walk {
                     let at = dir.items.partition_point(|&i| dir.name(i) < target.as_str());
                     let inside = dir.items.get(at).copied().filter(|&i| dir.name(i) == target);
                     dir.next = at + usize::from(inside.is_some());
-                    let child = inside.map(|i| dir.child(i, recursive));
+                    let child = inside.and_then(|i| dir.child(i, &walk.root, &mut walk.walked, recursive));
                     walk.stack.push(dir);
                     match child {
                         Some(child) => {
@@ -181,8 +276,9 @@ impl Walk {
                 }
                 Some(item) if top.is_dir(item) => {
                     top.next += 1;
-                    let child = top.child(item, self.recursive);
-                    self.stack.push(child);
+                    if let Some(child) = top.child(item, &self.root, &mut self.walked, self.recursive) {
+                        self.stack.push(child);
+                    }
                 }
                 Some(_) => return true,
             }

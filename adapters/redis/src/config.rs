@@ -13,11 +13,6 @@ pub const DEFAULT_PORT: u16 = 6379;
 /// the manifest has one default, and the host decides what an export storage shows.)
 pub const DEFAULT_DB: i64 = 1;
 
-/// Label Studio's refusal of db 0 (`RedisStorageMixin.get_redis_connection`): database 0 is
-/// where everything lands by default, so a storage must name its database explicitly.
-pub const DB_ZERO_MESSAGE: &str =
-    "Please explicitly pass a redis db id to prevent accidentally overwriting existing database!";
-
 /// The settings of one Redis storage.
 #[derive(Clone, PartialEq)]
 pub struct RedisConfig {
@@ -58,7 +53,10 @@ impl RedisConfig {
     /// Parses and validates the settings. No I/O.
     ///
     /// # Errors
-    /// `invalid-config` for a malformed host, port or db, and for db 0 (Label Studio's message).
+    /// `invalid-config` for a malformed host, port or db. Database 0 (Redis's default database)
+    /// is accepted: Label Studio refuses it only because it tests `db` for truth
+    /// (`RedisStorageMixin.get_redis_connection`: "Please explicitly pass a redis db id..."), which
+    /// leaves the one database most servers use out of reach.
     pub fn from_config(config: &Config) -> Result<RedisConfig, Error> {
         let path = config.get("path").filter(|p| !p.is_empty()).map(str::to_string);
         let host = text(config, "host").unwrap_or(DEFAULT_HOST);
@@ -85,9 +83,6 @@ impl RedisConfig {
                 .filter(|d| *d >= 0)
                 .ok_or_else(|| Error::InvalidConfig(format!("db {d:?} is not a database number")))?,
         };
-        if db == 0 {
-            return Err(Error::InvalidConfig(DB_ZERO_MESSAGE.into()));
-        }
         Ok(RedisConfig { path, host, port, password, db })
     }
 
@@ -160,13 +155,13 @@ mod tests {
         }
     }
 
-    /// db 0 is refused with Label Studio's message; negative or non-numeric dbs are refused too.
+    /// db 0 is a database like any other (Label Studio refuses it); negative or non-numeric dbs
+    /// are refused.
     #[test]
     fn databases() {
+        assert_eq!(parse(&[("db", "0")]).unwrap().db, 0);
         assert_eq!(parse(&[("db", "2")]).unwrap().db, 2);
         assert_eq!(parse(&[("db", "15")]).unwrap().db, 15);
-        let Err(Error::InvalidConfig(m)) = parse(&[("db", "0")]) else { panic!() };
-        assert_eq!(m, DB_ZERO_MESSAGE);
         for bad in ["-1", "one", "1.5"] {
             assert!(matches!(parse(&[("db", bad)]), Err(Error::InvalidConfig(_))), "{bad}");
         }

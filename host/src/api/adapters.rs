@@ -24,15 +24,18 @@ pub fn routes() -> Router<Arc<App>> {
 /// Largest accepted `.wasm` upload (today's adapters are 0.1–0.7 MB).
 pub const MAX_ADAPTER_BYTES: usize = 64 << 20;
 
-fn describe(a: &Adapter) -> Value {
-    let (failures_recent, failures_total) = a.health.failures();
+/// `status` is `quarantined` while at least one storage configuration of the adapter is held
+/// (`quarantined_storages` of them), else `active`: quarantine holds storages, not the adapter.
+fn describe(a: &Adapter, quarantine_after: u32) -> Value {
+    let (failures_recent, failures_total, held) = a.health.failures(quarantine_after);
     json!({
         "type": a.info.type_name,
         "file": a.file,
         "sha256": a.hash,
         "wit_version": a.version.as_str(),
         "manifest": a.info,
-        "status": if a.health.quarantined() { "quarantined" } else { "active" },
+        "status": if held > 0 { "quarantined" } else { "active" },
+        "quarantined_storages": held,
         // Within the quarantine window (5 minutes).
         "failures_recent": failures_recent,
         "failures_total": failures_total,
@@ -50,10 +53,11 @@ async fn upload(State(app): AppState, Caller(user): Caller, body: Bytes) -> ApiR
     }
     let adapter =
         app.registry.install(&body).await.map_err(|e| ApiError::BadRequest(format!("Adapter refused: {e:#}")))?;
-    Ok((StatusCode::CREATED, Json(describe(&adapter))))
+    Ok((StatusCode::CREATED, Json(describe(&adapter, app.settings.quarantine_after))))
 }
 
 async fn list(State(app): AppState, _: Caller) -> Json<Value> {
-    let adapters: Vec<Value> = app.registry.all().into_iter().map(|a| describe(&a)).collect();
+    let adapters: Vec<Value> =
+        app.registry.all().into_iter().map(|a| describe(&a, app.settings.quarantine_after)).collect();
     Json(Value::Array(adapters))
 }

@@ -20,8 +20,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 400 `Validation error` with messages per field (`non_field_errors` for the whole object).
     Validation(BTreeMap<String, Vec<String>>),
-    /// 401 `Invalid token.`
-    Unauthorized,
+    /// 401 with Django REST framework's reason (`Invalid token.` and the like).
+    Unauthorized(String),
     Forbidden(String),
     NotFound(String),
     /// 413: a request body over the server's limit (`stowage serve --max-body-mib`).
@@ -36,6 +36,17 @@ impl ApiError {
     /// A validation error on one field.
     pub fn field(name: &str, message: impl Into<String>) -> ApiError {
         ApiError::Validation(BTreeMap::from([(name.to_string(), vec![message.into()])]))
+    }
+
+    /// 400 for a missing or malformed query parameter: Label Studio reports it as a validation
+    /// error of the whole request (`validation_errors.non_field_errors`).
+    pub fn query(message: impl Into<String>) -> ApiError {
+        ApiError::field("non_field_errors", message)
+    }
+
+    /// 400 `query parameter "{name}" is required` (Label Studio's wording).
+    pub fn missing_query(name: &str) -> ApiError {
+        ApiError::query(format!("query parameter \"{name}\" is required"))
     }
 
     /// 404 `Not found.`, Django REST framework's wording.
@@ -72,7 +83,7 @@ impl IntoResponse for ApiError {
                 b.insert("validation_errors".into(), json!(errors));
                 (StatusCode::BAD_REQUEST, b)
             }
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, body(StatusCode::UNAUTHORIZED, "Invalid token.")),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, body(StatusCode::UNAUTHORIZED, &m)),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, body(StatusCode::FORBIDDEN, &m)),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, body(StatusCode::NOT_FOUND, &m)),
             ApiError::TooLarge => (
@@ -126,7 +137,14 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 }
 
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    /// `?project=abc`: serde_urlencoded's "project: invalid digit found in string" becomes
+    /// `query parameter "project": invalid digit found in string`.
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
-        ApiError::BadRequest(e.body_text())
+        let text = e.body_text();
+        let text = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+        match text.split_once(": ") {
+            Some((name, why)) if !name.contains(' ') => ApiError::query(format!("query parameter \"{name}\": {why}")),
+            _ => ApiError::query(format!("invalid query string: {text}")),
+        }
     }
 }

@@ -36,11 +36,30 @@ impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let token =
-            header.strip_prefix("Token ").map(str::trim).filter(|t| !t.is_empty()).ok_or(ApiError::Unauthorized)?;
-        app.store.user_by_token(token)?.map(Caller).ok_or(ApiError::Unauthorized)
+        let token = token_of(parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes()))
+            .map_err(|m| ApiError::Unauthorized(m.into()))?;
+        app.store.user_by_token(token)?.map(Caller).ok_or_else(|| ApiError::Unauthorized("Invalid token.".into()))
     }
+}
+
+/// The key of an `Authorization` header, read as Django REST framework's `TokenAuthentication`
+/// reads it (`rest_framework/authentication.py`): the header split at whitespace, the keyword
+/// `Token` in any case, then exactly one credential.
+///
+/// # Errors
+/// DRF's 401 wording for each way the header can be wrong.
+fn token_of(header: Option<&[u8]>) -> Result<&str, &'static str> {
+    const MISSING: &str = "Authentication credentials were not provided.";
+    let mut words = header.unwrap_or_default().split(u8::is_ascii_whitespace).filter(|w| !w.is_empty());
+    match words.next() {
+        Some(keyword) if keyword.eq_ignore_ascii_case(b"token") => {}
+        _ => return Err(MISSING),
+    }
+    let token = words.next().ok_or("Invalid token header. No credentials provided.")?;
+    if words.next().is_some() {
+        return Err("Invalid token header. Token string should not contain spaces.");
+    }
+    std::str::from_utf8(token).map_err(|_| "Invalid token header. Token string should not contain invalid characters.")
 }
 
 /// The HTTP service: [`router`] behind request tracing, matching paths without their trailing
@@ -79,4 +98,31 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(resolve::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_of;
+
+    #[test]
+    fn the_token_keyword_is_read_in_any_case_as_drf_reads_it() {
+        for header in ["Token abc", "token abc", "TOKEN abc", "tOkEn \t abc  "] {
+            assert_eq!(token_of(Some(header.as_bytes())), Ok("abc"), "{header:?}");
+        }
+        for (header, detail) in [
+            (None, "Authentication credentials were not provided."),
+            (Some(""), "Authentication credentials were not provided."),
+            (Some("Bearer abc"), "Authentication credentials were not provided."),
+            (Some("Tokenabc"), "Authentication credentials were not provided."),
+            (Some("Token"), "Invalid token header. No credentials provided."),
+            (Some("Token  "), "Invalid token header. No credentials provided."),
+            (Some("Token a b"), "Invalid token header. Token string should not contain spaces."),
+        ] {
+            assert_eq!(token_of(header.map(str::as_bytes)), Err(detail), "{header:?}");
+        }
+        assert_eq!(
+            token_of(Some(b"Token \xff")),
+            Err("Invalid token header. Token string should not contain invalid characters.")
+        );
+    }
 }

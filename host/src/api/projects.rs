@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, Body, Path};
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::Project;
-use crate::tasks::task_from_value;
+use crate::tasks::{label_config, task_from_value};
 
 /// The projects routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -67,6 +67,12 @@ struct ProjectBody {
     label_config: Option<String>,
 }
 
+/// A labeling config must be well-formed XML: 400 under `label_config` with the parser's message.
+fn check_label_config(config: &str) -> ApiResult<()> {
+    label_config::check(config)
+        .map_err(|m| ApiError::field("label_config", format!("The labeling config is not valid XML: {m}")))
+}
+
 async fn create(
     State(app): AppState,
     Caller(user): Caller,
@@ -77,6 +83,7 @@ async fn create(
         return Err(ApiError::field("title", "Ensure this field has at least 3 characters."));
     }
     let label_config = b.label_config.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| DEFAULT_LABEL_CONFIG.into());
+    check_label_config(&label_config)?;
     let p = app.store.create_project(&title, b.description.as_deref().unwrap_or(""), &label_config, user.id)?;
     Ok((StatusCode::CREATED, Json(project_json(&app, &p)?)))
 }
@@ -98,6 +105,9 @@ async fn update(
     Body(b): Body<ProjectBody>,
 ) -> ApiResult<Json<Value>> {
     project_or_404(&app, id)?;
+    if let Some(config) = &b.label_config {
+        check_label_config(config)?;
+    }
     app.store.update_project(id, b.title.as_deref(), b.description.as_deref(), b.label_config.as_deref())?;
     Ok(Json(project_json(&app, &project_or_404(&app, id)?)?))
 }

@@ -20,6 +20,7 @@ use super::projects::project_or_404;
 use super::tasks::task_or_404;
 use super::{AppState, Caller};
 use crate::App;
+use crate::domain::MAX_PRESIGN_TTL_MINUTES;
 use crate::error::{ErrorKind, StorageError};
 use crate::plugin::Session;
 use crate::tasks::resolver::Resolver;
@@ -91,7 +92,7 @@ async fn resolve(app: Arc<App>, project_id: i64, q: FileQuery, headers: HeaderMa
     let presign = caps.presign && opts.presign;
     if presign {
         // `presign_ttl` is in minutes, as in Label Studio.
-        let ttl = opts.presign_ttl_minutes.clamp(1, 7 * 24 * 60) * 60;
+        let ttl = opts.presign_ttl_minutes.clamp(1, MAX_PRESIGN_TTL_MINUTES) * 60;
         let url = match session.presign_get(&key, ttl as u32).await {
             Ok(url) => Some(url),
             // This storage cannot presign (e.g. an Azure storage holding only a SAS token, which

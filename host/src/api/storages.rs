@@ -17,8 +17,8 @@ use super::error::{ApiError, ApiResult, Body, Path, Query};
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{
-    AdapterInfo, DEFAULT_MAX_DELETE_PERCENT, DEFAULT_PRESIGN_TTL_MINUTES, Direction, GrantRequest, OnChange, OnDelete,
-    SettingKind, Storage,
+    AdapterInfo, DEFAULT_MAX_DELETE_PERCENT, DEFAULT_PRESIGN_TTL_MINUTES, Direction, GrantRequest,
+    MAX_PRESIGN_TTL_MINUTES, OnChange, OnDelete, SettingKind, Storage,
 };
 use crate::plugin::ConnectError;
 use crate::plugin::{Adapter, grants};
@@ -274,6 +274,17 @@ fn complete(s: &mut Storage, specs: &[FieldSpec], errors: &mut Errors) {
     if let Some(p) = s.fields.get("max_delete_percent").and_then(Value::as_i64).filter(|p| !(0..=100).contains(p)) {
         add(errors, "max_delete_percent", format!("Ensure this value is between 0 and 100 (got {p})."));
     }
+    let ttl_range = 1..=MAX_PRESIGN_TTL_MINUTES as i64;
+    if let Some(t) = s.fields.get("presign_ttl").and_then(Value::as_i64).filter(|t| !ttl_range.contains(t)) {
+        add(
+            errors,
+            "presign_ttl",
+            format!(
+                "Ensure this value is between 1 and {} minutes (7 days, the longest a presigned URL may live; got {t}).",
+                MAX_PRESIGN_TTL_MINUTES
+            ),
+        );
+    }
 }
 
 /// Checks the sandbox grant and the connection (`backend.check`).
@@ -360,7 +371,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let dir = direction(&path);
     adapter_or_404(&app, &type_name, dir)?;
-    let project = q.project.ok_or_else(|| ApiError::BadRequest("query parameter \"project\" is required".into()))?;
+    let project = q.project.ok_or_else(|| ApiError::missing_query("project"))?;
     let list = app.store.storages(dir, Some(&type_name), project)?;
     Ok(Json(Value::Array(list.iter().map(|s| storage_json(&app, s)).collect())))
 }

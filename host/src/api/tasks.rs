@@ -1,4 +1,5 @@
-//! Tasks: `GET /api/tasks/?project=ID` (Label Studio's paginated shape), `GET`/`DELETE /api/tasks/{id}`.
+//! Tasks: `GET /api/tasks/?project=ID` (Label Studio's paginated shape), `POST /api/tasks`,
+//! `GET`/`DELETE /api/tasks/{id}`.
 
 use std::sync::Arc;
 
@@ -9,17 +10,17 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult, Path, Query};
+use super::error::{ApiError, ApiResult, Body, Path, Query};
 use super::projects::project_or_404;
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{Project, Task};
 use crate::tasks::resolver::Resolver;
-use crate::tasks::{document, uri};
+use crate::tasks::{document, task_from_value, uri};
 
 /// The tasks routes.
 pub fn routes() -> Router<Arc<App>> {
-    Router::new().route("/api/tasks", get(list)).route("/api/tasks/{id}", get(read).delete(delete))
+    Router::new().route("/api/tasks", get(list).post(create)).route("/api/tasks/{id}", get(read).delete(delete))
 }
 
 /// Default and largest `page_size`.
@@ -29,7 +30,8 @@ const MAX_PAGE_SIZE: i64 = 10_000;
 #[derive(Deserialize)]
 struct ListQuery {
     project: Option<i64>,
-    page: Option<i64>,
+    /// Text, so that a page that is not a number is Label Studio's 404 `Invalid page.`.
+    page: Option<String>,
     page_size: Option<i64>,
     /// `all` adds annotations and predictions to each task.
     fields: Option<String>,
@@ -81,9 +83,12 @@ fn full_task(app: &App, t: &Task, project: Option<&Project>) -> ApiResult<Value>
 }
 
 async fn list(State(app): AppState, _: Caller, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
-    let project_id = q.project.ok_or_else(|| ApiError::BadRequest("query parameter \"project\" is required".into()))?;
+    let project_id = q.project.ok_or_else(|| ApiError::missing_query("project"))?;
     let project = project_or_404(&app, project_id)?;
-    let page = q.page.unwrap_or(1);
+    let page = match q.page.as_deref() {
+        None => 1,
+        Some(p) => p.parse::<i64>().map_err(|_| ApiError::NotFound("Invalid page.".into()))?,
+    };
     let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
     let (total, total_annotations, total_predictions) = app.store.project_counts(project_id)?;
     // Label Studio answers a page past the end with 404 "Invalid page."; the SDK pager stops there.
@@ -126,6 +131,54 @@ async fn read(
     }
     let [task] = task;
     Ok(Json(task))
+}
+
+/// `POST /api/tasks` (the SDK's `tasks.create(project=, data=)`): one task, `{"project": ID,
+/// "data": {...}}` plus optional `meta`, `annotations`, `predictions`; 201 with the task as
+/// Label Studio's `TaskSerializer` shows it (no annotations, predictions or `storage_filename`).
+/// Its storage URIs resolve through the project's storages like those of imported tasks.
+///
+/// # Errors
+/// As Label Studio answers: 400 `project` or `data` "This field is required.", 400
+/// `Task[data] must be dict or list`, 404 for a project that does not exist (`No Project
+/// matches the given query.`) or an id that is not a number (`Not found.`).
+async fn create(
+    State(app): AppState,
+    Caller(user): Caller,
+    Body(mut body): Body<serde_json::Map<String, Value>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut errors = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for field in ["project", "data"] {
+        if body.get(field).is_none_or(Value::is_null) {
+            errors.insert(field.into(), vec!["This field is required.".into()]);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let project = match body.remove("project").and_then(|p| p.as_i64()) {
+        Some(p) => {
+            app.store.project(p)?.ok_or_else(|| ApiError::NotFound("No Project matches the given query.".into()))?
+        }
+        None => return Err(ApiError::not_found()),
+    };
+    if !matches!(body.get("data"), Some(Value::Object(_) | Value::Array(_))) {
+        return Err(ApiError::field("non_field_errors", "Task[data] must be dict or list"));
+    }
+    let data = body.remove("data").unwrap_or_default();
+    // `data` is kept whatever it holds (a list too), as Label Studio keeps it.
+    let mut envelope = body;
+    envelope.insert("data".into(), json!({}));
+    let mut task = task_from_value(Value::Object(envelope)).map_err(|m| ApiError::field("non_field_errors", m))?;
+    task.data = data;
+    let [id] = app.store.create_tasks(project.id, &[task], user.id)?[..] else {
+        return Err(ApiError::Internal("one task inserted, not one id back".into()));
+    };
+    let mut task = [document::task(&task_or_404(&app, id)?, Some(&project))];
+    resolve_uris(&app, project.id, &mut task).await?;
+    let [mut task] = task;
+    task.as_object_mut().map(|t| t.remove("storage_filename"));
+    Ok((StatusCode::CREATED, Json(task)))
 }
 
 async fn delete(State(app): AppState, _: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {

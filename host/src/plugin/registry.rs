@@ -1,9 +1,8 @@
 //! Loaded adapters, keyed by the storage type each declares (`localfiles`, `s3`, ...).
 
-use std::collections::BTreeMap;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -50,50 +49,65 @@ pub fn split_settings(
     (settings, secrets)
 }
 
-/// Failed calls of one loaded adapter, for quarantine. A failed call is one the adapter broke:
-/// a crash or spinning past the deadline (not the memory cap or an oversized answer: large data
-/// can cause those, and users must not quarantine an adapter for everyone). Typed storage
-/// errors and waits on a slow network are not the adapter's fault and do not count. Installing a
-/// new version starts from a clean record.
+/// Failed calls of one loaded adapter, for quarantine, counted per storage configuration. A
+/// failed call is one the adapter broke: a crash or spinning past the deadline (not the memory
+/// cap or an oversized answer). Typed storage errors and waits on a slow network are not the
+/// adapter's fault and do not count.
+///
+/// Quarantine holds one configuration (a storage), never the adapter for everyone: a crash or a
+/// deadline may come from a storage's data (a folder of symlink loops, a file that trips a bug),
+/// and no user's data may stop other users' storages. A configuration with `after` failures
+/// within [`QUARANTINE_WINDOW`] is refused until they age out of it, or until its settings
+/// change (a new configuration) or a new adapter version is installed (a clean record).
 #[derive(Debug, Default)]
 pub struct Health {
-    /// When the failures of the last [`QUARANTINE_WINDOW`] happened.
-    recent: Mutex<VecDeque<Instant>>,
+    /// When the failures of the last [`QUARANTINE_WINDOW`] happened, by configuration
+    /// (`Session`'s namespace: type, settings and secrets hashed).
+    recent: Mutex<HashMap<[u8; 32], VecDeque<Instant>>>,
     total: AtomicU64,
-    quarantined: AtomicBool,
 }
 
 /// The span over which failed calls are counted toward quarantine.
 pub const QUARANTINE_WINDOW: Duration = Duration::from_secs(300);
 
 impl Health {
-    /// Counts a failed call; returns true when it is the one that quarantines the adapter:
-    /// `after` failures within [`QUARANTINE_WINDOW`] (0 never quarantines).
-    pub fn failed(&self, after: u32) -> bool {
+    /// Counts a failed call of `config`; returns true when it is the one that quarantines that
+    /// configuration: `after` failures within [`QUARANTINE_WINDOW`] (0 never quarantines).
+    pub fn failed(&self, config: [u8; 32], after: u32) -> bool {
         self.total.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.push_back(now);
-        while recent.front().is_some_and(|t| now.duration_since(*t) > QUARANTINE_WINDOW) {
-            recent.pop_front();
+        prune(&mut recent, now);
+        let times = recent.entry(config).or_default();
+        times.push_back(now);
+        after > 0 && times.len() == after as usize
+    }
+
+    /// Whether calls of `config` are refused.
+    pub fn quarantined(&self, config: &[u8; 32], after: u32) -> bool {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        prune(&mut recent, Instant::now());
+        after > 0 && recent.get(config).is_some_and(|t| t.len() >= after as usize)
+    }
+
+    /// Failed calls within the window, in total since the adapter was loaded, and how many
+    /// configurations are quarantined now.
+    pub fn failures(&self, after: u32) -> (usize, u64, usize) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        prune(&mut recent, Instant::now());
+        let held = if after == 0 { 0 } else { recent.values().filter(|t| t.len() >= after as usize).count() };
+        (recent.values().map(VecDeque::len).sum(), self.total.load(Ordering::Relaxed), held)
+    }
+}
+
+/// Drops failures older than the window, and configurations left with none.
+fn prune(recent: &mut HashMap<[u8; 32], VecDeque<Instant>>, now: Instant) {
+    recent.retain(|_, times| {
+        while times.front().is_some_and(|t| now.duration_since(*t) > QUARANTINE_WINDOW) {
+            times.pop_front();
         }
-        after > 0 && recent.len() >= after as usize && !self.quarantined.swap(true, Ordering::Relaxed)
-    }
-
-    /// Whether the adapter's calls are refused.
-    pub fn quarantined(&self) -> bool {
-        self.quarantined.load(Ordering::Relaxed)
-    }
-
-    /// Failed calls within the window, and in total since the adapter was loaded.
-    pub fn failures(&self) -> (usize, u64) {
-        let now = Instant::now();
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        (
-            recent.iter().filter(|t| now.duration_since(**t) <= QUARANTINE_WINDOW).count(),
-            self.total.load(Ordering::Relaxed),
-        )
-    }
+        !times.is_empty()
+    });
 }
 
 /// All adapters, by storage type name. Adapters can be added or replaced while the service runs
@@ -336,5 +350,28 @@ impl Registry {
     /// All adapters, by type name.
     pub fn all(&self) -> Vec<Arc<Adapter>> {
         self.adapters.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Failures hold the configuration that had them, never the adapter's other ones.
+    #[test]
+    fn quarantine_holds_one_configuration() {
+        let health = Health::default();
+        let (bad, good) = ([1; 32], [2; 32]);
+        assert!(!health.failed(bad, 3));
+        assert!(!health.failed(bad, 3));
+        assert!(!health.quarantined(&bad, 3));
+        assert!(health.failed(bad, 3), "the third failure quarantines");
+        assert!(!health.failed(bad, 3), "only once");
+        assert!(health.quarantined(&bad, 3));
+        assert!(!health.quarantined(&good, 3));
+        assert!(!health.failed(good, 3));
+        assert_eq!(health.failures(3), (5, 5, 1));
+        assert!(!health.quarantined(&bad, 0), "0 never quarantines");
+        assert_eq!(health.failures(0), (5, 5, 0));
     }
 }

@@ -122,12 +122,12 @@ impl Session {
     /// failure count grows toward quarantine. Returns the error.
     fn failed(&mut self, (error, fault): (StorageError, bool)) -> StorageError {
         self.live = None;
-        if fault && self.adapter.health.failed(self.limits.quarantine_after) {
+        if fault && self.adapter.health.failed(self.namespace, self.limits.quarantine_after) {
             tracing::error!(
                 r#type = self.adapter.info.type_name,
                 hash = &self.adapter.hash[..12],
                 failures = self.limits.quarantine_after,
-                "adapter quarantined after repeated failed calls; the last: {error}"
+                "storage quarantined after repeated failed calls of its adapter; the last: {error}"
             );
         }
         error
@@ -143,13 +143,15 @@ impl Session {
     }
 
     async fn live(&mut self) -> Result<&mut Live, StorageError> {
-        if self.adapter.health.quarantined() {
+        if self.adapter.health.quarantined(&self.namespace, self.limits.quarantine_after) {
             return Err(StorageError::new(
                 ErrorKind::AdapterFailed,
                 "open",
                 format!(
-                    "the {} adapter is quarantined after {} failed calls (crash or deadline); install a fixed version",
-                    self.adapter.info.type_name, self.limits.quarantine_after
+                    "this storage is quarantined: the {} adapter failed {} of its calls (crash or deadline) within {} minutes; it is retried when they age out, when its settings change or when a fixed adapter is installed",
+                    self.adapter.info.type_name,
+                    self.limits.quarantine_after,
+                    super::registry::QUARANTINE_WINDOW.as_secs() / 60
                 ),
             ));
         }

@@ -21,6 +21,8 @@ pub struct Run {
     pub counters: SyncCounters,
     /// The listing reached its end (only the removal phase may be left).
     pub listing_done: bool,
+    /// The task file committed in part, whose remaining rows are still to import.
+    pub open_object: Option<String>,
 }
 
 /// What the link rows of one key say about the object when it was last imported.
@@ -32,6 +34,8 @@ pub struct LinkState {
     pub last_modified: Option<u64>,
     /// `false` once a sync marked the object missing.
     pub exists: bool,
+    /// The highest row linked (-1 for a file that is one task).
+    pub last_row: i64,
 }
 
 /// One storage object and the tasks parsed from it. `row` is `None` when the object is a single
@@ -42,6 +46,8 @@ pub struct ImportedObject {
     pub size: u64,
     pub last_modified: Option<u64>,
     pub rows: Vec<(Option<i64>, NewTask)>,
+    /// The last part of the object's rows (every part, for files read whole).
+    pub complete: bool,
 }
 
 /// Everything one listing page changes, committed at once by [`Store::commit_page`].
@@ -61,9 +67,12 @@ pub struct PageCommit<'a> {
     pub seen: &'a [String],
     /// Listing position after this page; `None` at the end.
     pub cursor: Option<&'a str>,
+    /// `Some` for a part of the page (task files too large for one commit): the cursor stays,
+    /// and the key is the file left open (`Some(None)`: none), to go on with after a kill.
+    pub part: Option<Option<&'a str>>,
 }
 
-const RUN_COLS: &str = "id, storage_id, status, cursor, counters, listing_done";
+const RUN_COLS: &str = "id, storage_id, status, cursor, counters, listing_done, open_object";
 
 fn run(r: &rusqlite::Row) -> rusqlite::Result<Run> {
     let status: String = r.get(2)?;
@@ -75,6 +84,7 @@ fn run(r: &rusqlite::Row) -> rusqlite::Result<Run> {
         cursor: r.get(3)?,
         counters: serde_json::from_str(&counters).unwrap_or_default(),
         listing_done: r.get(5)?,
+        open_object: r.get(6)?,
     })
 }
 
@@ -224,7 +234,7 @@ impl Store {
         for chunk in keys.chunks(1000) {
             let marks = vec!["?"; chunk.len()].join(",");
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT key, etag, size, last_modified, MIN(object_exists) FROM import_links
+                "SELECT key, etag, size, last_modified, MIN(object_exists), MAX(row_index) FROM import_links
                  WHERE storage_id = ? AND key IN ({marks}) GROUP BY key"
             ))?;
             let args = std::iter::once(rusqlite::types::Value::Integer(storage_id))
@@ -237,6 +247,7 @@ impl Store {
                         size: r.get::<_, Option<i64>>(2)?.map(|s| s as u64),
                         last_modified: r.get::<_, Option<i64>>(3)?.map(|m| m as u64),
                         exists: r.get(4)?,
+                        last_row: r.get(5)?,
                     },
                 ))
             })?;
@@ -255,8 +266,9 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM import_links WHERE storage_id = ?1", [storage_id], |r| r.get(0))?)
     }
 
-    /// Commits one listing page: new tasks and links, changed objects, link stamps, the run's
-    /// cursor and counters and the storage's progress `meta`, all or nothing. A crash before the
+    /// Commits one listing page, or a part of it ([`PageCommit::part`]): new tasks and links,
+    /// changed objects, link stamps, the run's cursor and counters and the storage's progress
+    /// `meta`, all or nothing. A crash before the
     /// commit leaves the previous page's cursor, so the page is listed again and nothing is
     /// imported twice. `counters` are the run's, without this page's tasks: the tasks created and
     /// updated are added to them, and they are saved with the storage's `meta` as `meta` builds it.
@@ -312,6 +324,11 @@ impl Store {
                     }
                 }
             }
+            // A changed file is known read only with its last part: until then its links keep the
+            // old etag, so a run resumed after a kill sees it changed and reads it again.
+            if !o.complete {
+                continue;
+            }
             tx.prepare_cached(
                 "UPDATE import_links SET etag = ?3, size = ?4, last_modified = ?5 WHERE storage_id = ?1 AND key = ?2",
             )?
@@ -338,16 +355,23 @@ impl Store {
         }
         counters.tasks_created += created;
         counters.tasks_updated += updated;
-        tx.execute(
-            "UPDATE sync_runs SET cursor = ?2, counters = ?3, created = ?4, listing_done = ?5 WHERE id = ?1",
-            params![
-                page.run_id,
-                page.cursor,
-                serde_json::to_string(counters)?,
-                counters.tasks_created as i64,
-                page.cursor.is_none()
-            ],
-        )?;
+        match page.part {
+            Some(open) => tx.execute(
+                "UPDATE sync_runs SET counters = ?2, created = ?3, open_object = ?4 WHERE id = ?1",
+                params![page.run_id, serde_json::to_string(counters)?, counters.tasks_created as i64, open],
+            )?,
+            None => tx.execute(
+                "UPDATE sync_runs SET cursor = ?2, counters = ?3, created = ?4, listing_done = ?5, open_object = NULL
+                 WHERE id = ?1",
+                params![
+                    page.run_id,
+                    page.cursor,
+                    serde_json::to_string(counters)?,
+                    counters.tasks_created as i64,
+                    page.cursor.is_none()
+                ],
+            )?,
+        };
         tx.execute(
             "UPDATE storages SET meta = ?2 WHERE id = ?1",
             params![page.storage_id, meta(counters).to_string()],

@@ -1,11 +1,14 @@
 //! Import sync: list the storage page by page, sort each page's objects by what they need
 //! (`stages.rs`), build their tasks, and commit each page with the run's cursor and counters in
 //! one transaction, so a failure or a kill keeps every committed page and the run continues from
-//! the next. The next page is listed (by its own adapter session) while one is written. After a
-//! complete listing, the removal phase applies `sync_on_delete` behind the deletion brakes.
+//! the next. Task files are read in ranged parts and parsed as a stream; a page whose files hold
+//! more than [`COMMIT_TASKS`] tasks commits them in parts first, the cursor staying on the page
+//! and the run naming the file left open, so memory is bounded by tasks and a kill loses nothing.
+//! The next page is listed (by its own adapter session) while one is written. After a complete
+//! listing, the removal phase applies `sync_on_delete` behind the deletion brakes.
 
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, Sender};
 
 use super::SyncError;
 use super::report::{Outcome, Tracker};
@@ -15,7 +18,8 @@ use crate::domain::{Entry, HostOptions, NewTask, OnDelete, Page, Storage};
 use crate::error::StorageError;
 use crate::plugin::Session;
 use crate::store::{self, ImportedObject, PageCommit};
-use crate::tasks::{DATA_UNDEFINED, parse_task_file};
+use crate::tasks::DATA_UNDEFINED;
+use crate::tasks::stream::{Rows, TaskStream};
 use crate::with_retry;
 
 /// Objects asked per listing page. Adapters may return fewer (S3 caps a page at 1,000 keys).
@@ -26,58 +30,93 @@ pub const PAGE_SIZE: u32 = 5000;
 /// (tens of ms for a cloud store) dominate, not CPU.
 pub const FETCH_CONCURRENCY: usize = 8;
 
-/// The tasks of one object with their rows, or why there are none.
-type Parsed = Result<Vec<(Option<i64>, NewTask)>, String>;
+/// Tasks committed per transaction at most in JSON mode: a page of task files holding more is
+/// committed in parts, so memory is bounded by this many tasks, not by a page's files.
+pub const COMMIT_TASKS: usize = 20_000;
 
-/// Reads and parses the task files `entries`, [`FETCH_CONCURRENCY`] at a time; results are in
-/// the order of `entries`. `helpers` are extra sessions, opened on first need and kept for the
-/// next pages.
-async fn fetch_tasks(
-    app: &App,
-    storage: &Storage,
-    session: &mut Session,
-    helpers: &mut Vec<Session>,
-    entries: &[Entry],
-    check_extension: bool,
-) -> Vec<Parsed> {
-    if entries.is_empty() {
-        return Vec::new();
-    }
-    let lanes = FETCH_CONCURRENCY.min(entries.len()).max(1);
-    while helpers.len() + 1 < lanes {
-        match app.sessions.open(storage) {
-            Ok(s) => helpers.push(s),
-            Err(_) => break,
+/// Bytes asked per `get` when reading a task file (at most the adapter answer limit); a larger
+/// file is read in ranged parts and parsed as it comes ([`crate::tasks::stream`]).
+pub const READ_CHUNK: u64 = 8 << 20;
+
+/// Tasks handed from a reading lane to the writer at once.
+const PIECE_TASKS: usize = 1_000;
+
+/// A task file to read in JSON mode.
+struct Work {
+    entry: Entry,
+    /// A linked object whose content changed (`sync_on_change: update`), else a new one.
+    changed: bool,
+    /// Rows below this one are already imported (a file resumed after a kill).
+    from_row: i64,
+}
+
+/// What a reading lane hands the writer: some of the file's rows, and, with the last piece,
+/// how the file ended.
+struct Piece {
+    rows: Rows,
+    end: Option<FileEnd>,
+}
+
+struct FileEnd {
+    /// Bad tasks skipped (their messages) and how many.
+    problems: Vec<String>,
+    skipped: u64,
+    /// Why the rest of the file could not be read, if it could not.
+    failure: Option<String>,
+}
+
+/// Reads the task file of `work` in parts of at most `chunk` bytes, handing its rows to `tx`
+/// in pieces as they are parsed. Returns `false` when the writer is gone (stop reading).
+async fn read_file(session: &mut Session, work: &Work, check_extension: bool, chunk: u64, tx: &Sender<Piece>) -> bool {
+    let key = &work.entry.key;
+    let mut stream = match TaskStream::new(key, check_extension) {
+        Ok(s) => s,
+        Err(e) => return send_end(tx, Vec::new(), 0, Some(e)).await,
+    };
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    let failure = loop {
+        // A file that fits one answer is read whole, as before; a larger one in ranged parts.
+        let whole = offset == 0 && work.entry.size <= chunk;
+        let range = (!whole).then(|| (offset, Some(offset + chunk - 1)));
+        let object = match with_retry!(session.get(key, range)) {
+            Ok(o) => o,
+            Err(e) => break Some(e.to_string()),
+        };
+        let (read, total) = (object.body.len() as u64, object.total_size);
+        offset += read;
+        let fed = stream.feed(&object.body, &mut rows);
+        drop(object);
+        if !send_rows(tx, &mut rows, work.from_row).await {
+            return false;
+        }
+        if let Err(e) = fed {
+            break Some(e);
+        }
+        // The object's size as its answer gives it: a file that changed since it was listed is
+        // read to its current end.
+        if whole || read == 0 || offset >= total {
+            break stream.finish(&mut rows).err();
+        }
+    };
+    send_rows(tx, &mut rows, work.from_row).await
+        && send_end(tx, std::mem::take(&mut stream.problems), stream.skipped, failure).await
+}
+
+/// Hands `rows` (those from `from_row` on) to the writer in pieces of [`PIECE_TASKS`].
+async fn send_rows(tx: &Sender<Piece>, rows: &mut Rows, from_row: i64) -> bool {
+    rows.retain(|(row, _)| row.unwrap_or(-1) >= from_row);
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(PIECE_TASKS));
+        if tx.send(Piece { rows: std::mem::replace(rows, rest), end: None }).await.is_err() {
+            return false;
         }
     }
-    let lanes = (helpers.len() + 1).min(lanes);
-    let sessions = std::iter::once(session).chain(helpers.iter_mut()).take(lanes);
-    // Lane i reads entries i, i + lanes, i + 2 * lanes, ...
-    let work = sessions.enumerate().map(|(lane, session)| async move {
-        let mut out = Vec::new();
-        for (i, entry) in entries.iter().enumerate().skip(lane).step_by(lanes) {
-            let limit = app.registry.limits.max_response_bytes as u64;
-            let parsed = if entry.size > limit {
-                // Known too big from the listing: not read at all (the adapter would hold it
-                // whole in memory, and the answer would be refused anyway).
-                Err(format!(
-                    "get: the object is {} MiB, more than the {} MiB an adapter may answer (--max-response-mib)",
-                    entry.size.div_ceil(1 << 20),
-                    limit >> 20
-                ))
-            } else {
-                match with_retry!(session.get(&entry.key, None)) {
-                    Ok(object) => parse_task_file(&entry.key, &object.body, check_extension),
-                    Err(e) => Err(e.to_string()),
-                }
-            };
-            out.push((i, parsed));
-        }
-        out
-    });
-    let mut results: Vec<_> = futures_util::future::join_all(work).await.into_iter().flatten().collect();
-    results.sort_unstable_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    true
+}
+
+async fn send_end(tx: &Sender<Piece>, problems: Vec<String>, skipped: u64, failure: Option<String>) -> bool {
+    tx.send(Piece { rows: Vec::new(), end: Some(FileEnd { problems, skipped, failure }) }).await.is_ok()
 }
 
 /// Lists pages from `cursor` on with its own session, one page ahead of the writer.
@@ -116,25 +155,9 @@ struct Import<'a> {
 }
 
 impl Import<'_> {
-    /// The tasks of `entries` (blob mode: one per object; else read from the task files).
-    async fn tasks_of(
-        &self,
-        session: &mut Session,
-        helpers: &mut Vec<Session>,
-        entries: &[Entry],
-    ) -> Result<Vec<Parsed>, SyncError> {
-        if !self.blob_mode {
-            return Ok(fetch_tasks(self.app, self.storage, session, helpers, entries, !self.key_value).await);
-        }
-        let mut rows = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let uri = session.blob_uri(&entry.key).await?;
-            rows.push(Ok(vec![(None, NewTask { data: json!({ DATA_UNDEFINED: uri }), ..Default::default() })]));
-        }
-        Ok(rows)
-    }
-
-    /// Processes and commits one listed page.
+    /// Processes and commits one listed page: blob-mode tasks in one transaction with the
+    /// page's cursor; task files in parts of at most [`COMMIT_TASKS`] tasks, the last with the
+    /// cursor.
     async fn page(
         &self,
         session: &mut Session,
@@ -144,62 +167,186 @@ impl Import<'_> {
     ) -> Result<(), SyncError> {
         let store = &self.app.store;
         tracker.counters.objects_listed += page.entries.len() as u64;
-        let candidates = stages::select(page.entries, self.filter.as_ref(), self.on_basename);
+        let mut candidates = stages::select(page.entries, self.filter.as_ref(), self.on_basename);
         tracker.counters.objects_matched += candidates.len() as u64;
         let keys: Vec<&str> = candidates.iter().map(|e| e.key.as_str()).collect();
         let links = store::blocking(|| store.link_states(self.storage.id, &keys))?;
         let track = self.opts.sync_on_delete != OnDelete::Keep;
-        let Plan { new, changed, reappeared, seen } =
+        // The file a killed run left half imported goes on after its last linked row.
+        let resumed = tracker.open_object.as_ref().and_then(|open| {
+            let last_row = links.get(open)?.last_row;
+            let entry = candidates.remove(candidates.iter().position(|e| e.key == *open)?);
+            Some(Work { entry, changed: false, from_row: last_row + 1 })
+        });
+        let Plan { new, changed, reappeared, mut seen } =
             stages::classify(candidates, &links, self.opts.sync_on_change, track);
+        if let Some(w) = resumed.as_ref().filter(|_| track) {
+            seen.push(w.entry.key.clone());
+        }
 
-        let created = self.objects(session, helpers, new, tracker).await?;
-        let changed = if self.blob_mode {
-            // Blob mode: the task is the URI, which stays; only the link learns the new etag.
-            changed.into_iter().map(|e| object(e, Vec::new())).collect()
+        let (created, changed) = if self.blob_mode {
+            let mut created = Vec::with_capacity(new.len());
+            for entry in new {
+                let uri = session.blob_uri(&entry.key).await?;
+                let task = NewTask { data: json!({ DATA_UNDEFINED: uri }), ..Default::default() };
+                created.push(object(entry, vec![(None, task)]));
+            }
+            // The task is the URI, which stays; only the link learns the new etag.
+            (created, changed.into_iter().map(|e| object(e, Vec::new())).collect())
         } else {
-            self.objects(session, helpers, changed, tracker).await?
+            let work = resumed
+                .into_iter()
+                .chain(new.into_iter().map(|entry| Work { entry, changed: false, from_row: i64::MIN }))
+                .chain(changed.into_iter().map(|entry| Work { entry, changed: true, from_row: i64::MIN }))
+                .collect();
+            self.task_files(session, helpers, work, tracker).await?
         };
-        let mut counters = tracker.counters.clone();
-        counters.pages_done += 1;
-        let commit = PageCommit {
-            run_id: tracker.run_id,
-            storage_id: self.storage.id,
-            project_id: self.storage.project_id,
-            created: &created,
-            changed: &changed,
-            reappeared: &reappeared,
-            seen: &seen,
-            cursor: page.next_cursor.as_deref(),
-        };
-        store::blocking(|| store.commit_page(&commit, &mut counters, &|c| tracker.meta_for(c)))?;
-        tracker.counters = counters;
+        let last = Part { created: &created, changed: &changed, reappeared: &reappeared, seen: &seen, open: None };
+        self.commit(tracker, last, page.next_cursor.as_deref(), true)?;
         tracker.cursor = page.next_cursor;
         Ok(())
     }
 
-    /// Builds the objects of `entries` with their tasks; objects that fail are counted in
-    /// `tracker` and left out.
-    async fn objects(
+    /// Commits `part` of the page being imported: the whole rest of it with `cursor` when
+    /// `last`, else tasks only, the cursor staying where it is.
+    fn commit(&self, tracker: &mut Tracker, part: Part, cursor: Option<&str>, last: bool) -> Result<(), SyncError> {
+        let mut counters = tracker.counters.clone();
+        if last {
+            counters.pages_done += 1;
+        }
+        let commit = PageCommit {
+            run_id: tracker.run_id,
+            storage_id: self.storage.id,
+            project_id: self.storage.project_id,
+            created: part.created,
+            changed: part.changed,
+            reappeared: part.reappeared,
+            seen: part.seen,
+            cursor,
+            part: (!last).then_some(part.open),
+        };
+        let store = &self.app.store;
+        store::blocking(|| store.commit_page(&commit, &mut counters, &|c| tracker.meta_for(c)))?;
+        tracker.counters = counters;
+        tracker.open_object = part.open.map(str::to_string);
+        Ok(())
+    }
+
+    /// Reads the task files of `work`, [`FETCH_CONCURRENCY`] at a time, each in ranged parts,
+    /// and takes their tasks in `work` order. Whenever [`COMMIT_TASKS`] tasks are waiting they
+    /// are committed (the cursor stays); what is left is returned for the page's last commit.
+    /// Files that fail are counted in `tracker`; their tasks read before the failure stay.
+    /// `helpers` are extra sessions, opened on first need and kept for the next pages.
+    async fn task_files(
         &self,
         session: &mut Session,
         helpers: &mut Vec<Session>,
-        entries: Vec<Entry>,
+        work: Vec<Work>,
         tracker: &mut Tracker,
-    ) -> Result<Vec<ImportedObject>, SyncError> {
-        let parsed = self.tasks_of(session, helpers, &entries).await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for (entry, rows) in entries.into_iter().zip(parsed) {
-            match rows {
-                Ok(rows) => out.push(object(entry, rows)),
-                Err(reason) => tracker.counters.fail(format!("{}: {reason}", entry.key)),
+    ) -> Result<(Vec<ImportedObject>, Vec<ImportedObject>), SyncError> {
+        if work.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let lanes = FETCH_CONCURRENCY.min(work.len());
+        while helpers.len() + 1 < lanes {
+            match self.app.sessions.open(self.storage) {
+                Ok(s) => helpers.push(s),
+                Err(_) => break,
             }
         }
-        Ok(out)
+        let lanes = (helpers.len() + 1).min(lanes);
+        let chunk = READ_CHUNK.min(self.app.registry.limits.max_response_bytes as u64).max(1);
+        let check_extension = !self.key_value;
+        let (senders, mut receivers): (Vec<_>, Vec<_>) = (0..lanes).map(|_| mpsc::channel::<Piece>(2)).unzip();
+        let work = &work;
+        // Lane i reads files i, i + lanes, i + 2 * lanes, ... and hands each one's pieces over.
+        let readers = std::iter::once(session).chain(helpers.iter_mut()).take(lanes).zip(senders).enumerate().map(
+            |(lane, (session, tx))| async move {
+                for w in work.iter().skip(lane).step_by(lanes) {
+                    if !read_file(session, w, check_extension, chunk, &tx).await {
+                        return;
+                    }
+                }
+            },
+        );
+        let writer = async move {
+            let (mut created, mut changed) = (Vec::<ImportedObject>::new(), Vec::<ImportedObject>::new());
+            let mut waiting = 0;
+            for (i, w) in work.iter().enumerate() {
+                let rx = &mut receivers[i % lanes];
+                loop {
+                    // A reader gone without its file's end panicked.
+                    let piece = rx.recv().await.ok_or(SyncError::Internal)?;
+                    let objects = if w.changed { &mut changed } else { &mut created };
+                    if !piece.rows.is_empty() {
+                        waiting += piece.rows.len();
+                        match objects.last_mut().filter(|o| o.key == w.entry.key && !o.complete) {
+                            Some(o) => o.rows.extend(piece.rows),
+                            None => {
+                                objects.push(ImportedObject { complete: false, ..object(w.entry.clone(), piece.rows) })
+                            }
+                        }
+                    }
+                    let Some(end) = piece.end else {
+                        if waiting >= COMMIT_TASKS {
+                            let open = (!w.changed).then_some(w.entry.key.as_str());
+                            self.commit_part(tracker, &mut created, &mut changed, open)?;
+                            waiting = 0;
+                        }
+                        continue;
+                    };
+                    if let Some(o) = objects.last_mut().filter(|o| o.key == w.entry.key) {
+                        o.complete = true;
+                    }
+                    tracker.counters.skip(&w.entry.key, &end.problems, end.skipped);
+                    if let Some(why) = end.failure {
+                        tracker.counters.fail(format!("{}: {why}", w.entry.key));
+                    }
+                    break;
+                }
+                if waiting >= COMMIT_TASKS {
+                    self.commit_part(tracker, &mut created, &mut changed, None)?;
+                    waiting = 0;
+                }
+            }
+            Ok((created, changed))
+        };
+        let (result, _) = futures_util::future::join(writer, futures_util::future::join_all(readers)).await;
+        result
+    }
+
+    /// Commits the tasks waiting in `created` and `changed` as a part of the page.
+    fn commit_part(
+        &self,
+        tracker: &mut Tracker,
+        created: &mut Vec<ImportedObject>,
+        changed: &mut Vec<ImportedObject>,
+        open: Option<&str>,
+    ) -> Result<(), SyncError> {
+        let part = Part { created: created.as_slice(), changed: changed.as_slice(), reappeared: &[], seen: &[], open };
+        let cursor = tracker.cursor.clone();
+        self.commit(tracker, part, cursor.as_deref(), false)?;
+        // Committed: only the file still being read stays, without its rows, to take the next.
+        for objects in [created, changed] {
+            objects.retain(|o| !o.complete);
+            objects.iter_mut().for_each(|o| o.rows.clear());
+        }
+        Ok(())
     }
 }
 
-fn object(e: Entry, rows: Vec<(Option<i64>, NewTask)>) -> ImportedObject {
-    ImportedObject { key: e.key, etag: e.etag, size: e.size, last_modified: e.last_modified, rows }
+/// Some of a page's objects, committed together ([`Import::commit`]).
+struct Part<'a> {
+    created: &'a [ImportedObject],
+    changed: &'a [ImportedObject],
+    reappeared: &'a [String],
+    seen: &'a [String],
+    /// The file left open by this part (its next rows come in a later one).
+    open: Option<&'a str>,
+}
+
+fn object(e: Entry, rows: Rows) -> ImportedObject {
+    ImportedObject { key: e.key, etag: e.etag, size: e.size, last_modified: e.last_modified, rows, complete: true }
 }
 
 /// Runs (or continues) the import of `storage` recorded in `tracker`.

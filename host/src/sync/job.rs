@@ -112,8 +112,8 @@ async fn execute(app: Arc<App>, run: Run) {
     meta.insert("duration".into(), json!(duration));
     let c = &tracker.counters;
     let mut lines = c.failures.clone();
-    if c.objects_failed > c.failures.len() as u64 {
-        lines.push(format!("... and {} more", c.objects_failed - c.failures.len() as u64));
+    if c.failures_unreported > 0 {
+        lines.push(format!("... and {} more", c.failures_unreported));
     }
     let (status, last_sync_count) = match outcome {
         Ok(outcome) => {

@@ -21,6 +21,8 @@ pub struct Tracker {
     /// The persisted cursor to continue from (`None`: the start).
     pub cursor: Option<String>,
     pub listing_done: bool,
+    /// The task file committed in part whose remaining rows are still to import.
+    pub open_object: Option<String>,
     pub counters: SyncCounters,
     /// `meta` fields set before this process took the run (`attempts`, `time_queued`, ...).
     base: Map<String, Value>,
@@ -39,6 +41,7 @@ impl Tracker {
             storage_id: run.storage_id,
             cursor: run.cursor,
             listing_done: run.listing_done,
+            open_object: run.open_object,
             listed_before: run.counters.objects_listed,
             counters: run.counters,
             base,

@@ -137,7 +137,7 @@ mod tests {
     }
 
     fn link(size: u64, etag: Option<&str>, exists: bool) -> LinkState {
-        LinkState { etag: etag.map(String::from), size: Some(size), last_modified: Some(1000), exists }
+        LinkState { etag: etag.map(String::from), size: Some(size), last_modified: Some(1000), exists, last_row: -1 }
     }
 
     #[test]

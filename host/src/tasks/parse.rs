@@ -1,25 +1,47 @@
 //! Task files to tasks, with Label Studio's rules (`io_storages/utils.py::load_tasks_json_lso`,
-//! `base_models.py::add_task`), except that a bad file is reported instead of failing the sync.
+//! `base_models.py::add_task`), except that a bad file is reported instead of failing the sync,
+//! and a bad task in a file is reported and skipped instead of failing the file.
 
 use serde_json::Value;
 
+use super::stream::{Rows, TaskStream};
 use crate::domain::{NewAnnotation, NewPrediction, NewTask};
 
 /// Extensions accepted in JSON mode; a key without an extension passes too (as in Label Studio).
 const TASK_EXTENSIONS: [&str; 2] = ["json", "jsonl"];
 
-/// Parses the object `key` holding `bytes` into tasks, each with its row: `None` for a file that
-/// is one task, else the element's position in a JSON array or its JSONL line number (0-based,
-/// blank lines skipped).
+/// The tasks of one task file, and the bad tasks skipped in it ([`super::stream`]).
+#[derive(Debug, Default)]
+pub struct ParsedFile {
+    /// `(row, task)`: row `None` for a file that is one task, else the element's position in a
+    /// JSON array or the task's among the non-blank JSONL lines (0-based).
+    pub rows: Rows,
+    /// What was wrong with each skipped task, where it is (at most [`super::stream::MAX_REPORTED`]).
+    pub problems: Vec<String>,
+    /// How many tasks were skipped.
+    pub skipped: u64,
+}
+
+/// Parses the object `key` holding `bytes`, whole, into tasks: [`TaskStream`] fed one chunk.
 ///
 /// `check_extension` refuses file names whose extension is not a task format (files in object
 /// stores and directories; a key-value store's keys are not file names).
 ///
 /// # Errors
-/// A message naming what is wrong (extension, emptiness, syntax and where), without the content.
-pub fn parse_task_file(key: &str, bytes: &[u8], check_extension: bool) -> Result<Vec<(Option<i64>, NewTask)>, String> {
+/// A message naming what is wrong with the file as a whole (extension, emptiness, encoding,
+/// syntax and where), without the content.
+pub fn parse_task_file(key: &str, bytes: &[u8], check_extension: bool) -> Result<ParsedFile, String> {
+    let mut stream = TaskStream::new(key, check_extension)?;
+    let mut rows = Vec::new();
+    stream.feed(bytes, &mut rows)?;
+    stream.finish(&mut rows)?;
+    Ok(ParsedFile { rows, problems: stream.problems, skipped: stream.skipped })
+}
+
+/// Refuses a file name whose extension is not a task format's.
+pub(super) fn check_extension(key: &str) -> Result<(), String> {
     let name = key.rsplit('/').next().unwrap_or(key);
-    if let Some((_, ext)) = name.rsplit_once('.').filter(|_| check_extension) {
+    if let Some((_, ext)) = name.rsplit_once('.') {
         let ext = ext.to_ascii_lowercase();
         if !TASK_EXTENSIONS.contains(&ext.as_str()) {
             return Err(format!(
@@ -27,42 +49,7 @@ pub fn parse_task_file(key: &str, bytes: &[u8], check_extension: bool) -> Result
             ));
         }
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    match trimmed.chars().next() {
-        None => Err("the file is empty".into()),
-        Some('[') => {
-            let items: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| format!("invalid JSON array: {e}"))?;
-            if items.is_empty() {
-                return Err("the JSON array is empty".into());
-            }
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| task_from_value(v).map(|t| (Some(i as i64), t)).map_err(|e| format!("element {i}: {e}")))
-                .collect()
-        }
-        Some('{') => match serde_json::from_str::<Value>(trimmed) {
-            Ok(v) => Ok(vec![(None, task_from_value(v)?)]),
-            Err(whole) => {
-                // Not one object: JSON Lines, one task per non-blank line.
-                let mut rows = Vec::new();
-                for (n, line) in trimmed.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    let v: Value = serde_json::from_str(line).map_err(|e| {
-                        if n == 0 {
-                            format!("invalid JSON: {whole}")
-                        } else {
-                            format!("invalid JSON on line {}: {e}", n + 1)
-                        }
-                    })?;
-                    let row = rows.len() as i64;
-                    rows.push((Some(row), task_from_value(v).map_err(|e| format!("line {}: {e}", n + 1))?));
-                }
-                Ok(rows)
-            }
-        },
-        Some(_) => Err("not JSON-formatted tasks (expected a JSON object, a JSON array or JSON Lines)".into()),
-    }
+    Ok(())
 }
 
 /// One task from a JSON value: `{"data": {...}, "annotations": [...], "predictions": [...]}`,
@@ -141,12 +128,16 @@ mod tests {
     use serde_json::json;
 
     fn parse_task_file_(key: &str, bytes: &[u8]) -> Result<Vec<(Option<i64>, NewTask)>, String> {
-        parse_task_file(key, bytes, true)
+        let parsed = parse_task_file(key, bytes, true)?;
+        match parsed.problems.first() {
+            Some(p) => Err(p.clone()),
+            None => Ok(parsed.rows),
+        }
     }
 
     #[test]
     fn key_value_keys_are_not_file_names() {
-        assert_eq!(parse_task_file("tasks:v1.2", br#"{"t": 1}"#, false).unwrap().len(), 1);
+        assert_eq!(parse_task_file("tasks:v1.2", br#"{"t": 1}"#, false).unwrap().rows.len(), 1);
         assert!(parse_task_file("tasks:v1.2", br#"{"t": 1}"#, true).is_err());
     }
 
@@ -186,9 +177,10 @@ mod tests {
         assert_eq!(parse_task_file_("a.json", b"  \n").unwrap_err(), "the file is empty");
         assert!(parse_task_file_("a.txt", b"{}").unwrap_err().starts_with("\".txt\" is not a task file extension"));
         assert!(parse_task_file_("a.json", b"{\"t\": ").unwrap_err().starts_with("invalid JSON"));
+        assert_eq!(parse_task_file_("a.json", b"{\"t\": \xff}").unwrap_err(), "not UTF-8 text (byte 6)");
         assert!(parse_task_file_("a.json", b"hello").unwrap_err().starts_with("not JSON-formatted tasks"));
         assert_eq!(parse_task_file_("a.json", b"[1]").unwrap_err(), "element 0: a task must be a JSON object");
         assert!(parse_task_file_("a.json", br#"{"annotations": []}"#).unwrap_err().contains("need the task data"));
-        assert!(parse_task_file_("a.jsonl", b"{\"t\": 1}\n{oops\n").unwrap_err().starts_with("invalid JSON on line 2"));
+        assert!(parse_task_file_("a.jsonl", b"{\"t\": 1}\n{oops\n").unwrap_err().starts_with("line 2: invalid JSON"));
     }
 }

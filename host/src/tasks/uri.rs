@@ -9,11 +9,19 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use regex::Regex;
 use serde_json::Value;
 
-/// Finds storage URIs of some schemes in strings: a value that is one URI as a whole (keys may
-/// hold spaces), or URIs embedded in text or HTML (ending at whitespace, quotes or brackets).
+/// Finds storage URIs of some schemes in strings, whole or inside longer text.
+///
+/// - A string that starts with a scheme's `://` and holds no second URI is one URI as a whole:
+///   keys may hold spaces, quotes and brackets (`s3://b/O'Brien [v2].jpg`).
+/// - Inside text, a URI right after a quote (`src="…"`, `src='…'`) ends at the next quote of the
+///   same kind, so keys with the other quote, spaces, brackets or `<` survive; one right after
+///   `(` (Markdown's `![alt](s3://…)`) ends at the `)` that closes it; any other ends at
+///   whitespace or `<`.
+///
+/// Label Studio's `get_uri_via_regex` stops every URI at the first quote, space or `>`, so
+/// `<img src="s3://b/O'Brien.jpg">` resolves `s3://b/O` there; stowage does not repeat it.
 pub struct UriMatcher {
-    whole: Regex,
-    embedded: Regex,
+    start: Regex,
 }
 
 impl UriMatcher {
@@ -23,22 +31,60 @@ impl UriMatcher {
             return None;
         }
         let alternatives = schemes.iter().map(|s| regex::escape(s)).collect::<Vec<_>>().join("|");
-        let whole = Regex::new(&format!(r#"^(?:{alternatives})://[^\n\r\t"'<>]+$"#))
-            .expect("escaped schemes form a valid regex");
-        let embedded = Regex::new(&format!(r#"\b(?:{alternatives})://[^\s"'<>()\[\]{{}}]+"#))
-            .expect("escaped schemes form a valid regex");
-        Some(UriMatcher { whole, embedded })
+        // `\b` keeps `xs3://` from matching `s3`.
+        let start = Regex::new(&format!(r"\b(?:{alternatives})://")).expect("escaped schemes form a valid regex");
+        Some(UriMatcher { start })
     }
 
-    fn each<'s>(&self, s: &'s str) -> Vec<&'s str> {
-        if self.whole.is_match(s) { vec![s] } else { self.embedded.find_iter(s).map(|m| m.as_str()).collect() }
+    /// The byte ranges of the URIs in `s`, in order, not overlapping.
+    pub fn spans(&self, s: &str) -> Vec<std::ops::Range<usize>> {
+        let mut found = Vec::new();
+        let mut from = 0;
+        while let Some(m) = self.start.find_at(s, from) {
+            let end = if m.start() == 0 && self.start.find_at(s, m.end()).is_none() && !s.contains(['\n', '\r', '\t']) {
+                s.len()
+            } else {
+                m.end() + uri_len(&s[..m.start()], &s[m.end()..])
+            };
+            // A bare scheme (`s3://` then a delimiter) names no object.
+            if end > m.end() {
+                found.push(m.start()..end);
+            }
+            from = end.max(m.end());
+        }
+        found
+    }
+
+    fn each<'s>(&self, s: &'s str) -> impl Iterator<Item = &'s str> {
+        self.spans(s).into_iter().map(move |r| &s[r])
+    }
+}
+
+/// How many bytes of `rest` (what follows `scheme://`) belong to a URI that `before` leads to.
+fn uri_len(before: &str, rest: &str) -> usize {
+    match before.chars().next_back() {
+        Some(q @ ('"' | '\'')) => rest.find([q, '\n', '\r']).unwrap_or(rest.len()),
+        Some('(') => {
+            let mut depth = 0usize;
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' if depth == 0 => return i,
+                    ')' => depth -= 1,
+                    c if c.is_whitespace() => return i,
+                    _ => {}
+                }
+            }
+            rest.len()
+        }
+        _ => rest.find(|c: char| c.is_whitespace() || c == '<').unwrap_or(rest.len()),
     }
 }
 
 /// Every distinct URI in the string values of `data` (nested lists and objects included).
 pub fn find(data: &Value, m: &UriMatcher) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
-    visit(data, &mut |s| found.extend(m.each(s).into_iter().map(str::to_string)));
+    visit(data, &mut |s| found.extend(m.each(s).map(str::to_string)));
     found
 }
 
@@ -55,14 +101,18 @@ fn visit(v: &Value, f: &mut impl FnMut(&str)) {
 pub fn rewrite(data: &mut Value, m: &UriMatcher, replacement: &impl Fn(&str) -> Option<String>) {
     match data {
         Value::String(s) => {
-            if m.whole.is_match(s) {
-                if let Some(r) = replacement(s) {
-                    *s = r;
+            let mut out = String::new();
+            let mut copied = 0;
+            for span in m.spans(s) {
+                if let Some(r) = replacement(&s[span.clone()]) {
+                    out.push_str(&s[copied..span.start]);
+                    out.push_str(&r);
+                    copied = span.end;
                 }
-            } else if let std::borrow::Cow::Owned(o) =
-                m.embedded.replace_all(s, |c: &regex::Captures| replacement(&c[0]).unwrap_or_else(|| c[0].to_string()))
-            {
-                *s = o;
+            }
+            if copied > 0 {
+                out.push_str(&s[copied..]);
+                *s = out;
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|i| rewrite(i, m, replacement)),
@@ -109,6 +159,49 @@ mod tests {
         assert_eq!(data["html"], "<img src=\"/tasks/7/resolve/?fileuri=czM6Ly9iL3gucG5n\"> and gs://other/y.png");
         assert_eq!(data["list"][0]["deep"], json!(resolver_url(7, "s3://b/z.json")));
         assert_eq!(data["image"], json!(resolver_url(7, "s3://b/a b+c%.jpg")));
+    }
+
+    /// One row per way a URI sits in a string: the URIs found, in order.
+    #[test]
+    fn uris_end_where_their_quoting_says() {
+        let m = UriMatcher::new(&["s3".into(), "gs".into(), "azure-blob".into()]).unwrap();
+        let rows: &[(&str, &[&str])] = &[
+            ("s3://b/O'Brien [v2].jpg", &["s3://b/O'Brien [v2].jpg"]),
+            ("s3://b/a b (1) & c=d?#.png", &["s3://b/a b (1) & c=d?#.png"]),
+            (r#"<img src="s3://b/O'Brien [v2].jpg">"#, &["s3://b/O'Brien [v2].jpg"]),
+            (r#"<img src='s3://b/say "hi" <3>.jpg'/>"#, &[r#"s3://b/say "hi" <3>.jpg"#]),
+            ("<p>see s3://b/plain.png<br>and gs://g/k%20x+y.png now</p>", &["s3://b/plain.png", "gs://g/k%20x+y.png"]),
+            ("![cat](s3://b/cat_(1).png) and ![dog](gs://g/dog.png)", &["s3://b/cat_(1).png", "gs://g/dog.png"]),
+            ("[a](s3://b/a b.png)", &["s3://b/a"]),
+            ("two: s3://b/a.jpg s3://b/b.jpg", &["s3://b/a.jpg", "s3://b/b.jpg"]),
+            ("s3://b/a.jpg s3://b/b.jpg", &["s3://b/a.jpg", "s3://b/b.jpg"]),
+            ("line\ns3://b/ünï cöde.jpg", &["s3://b/ünï"]),
+            ("azure-blob://c/dir/n\u{0303}o.png", &["azure-blob://c/dir/n\u{0303}o.png"]),
+            ("xs3://b/not.png s3:// alone", &[]),
+            (r#""s3://b/unterminated"#, &["s3://b/unterminated"]),
+        ];
+        for (text, want) in rows {
+            let got: Vec<&str> = m.each(text).collect();
+            assert_eq!(&got, want, "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Spans are in order, inside the string, on char boundaries and start at a scheme;
+        /// rewriting with the identity changes nothing.
+        #[test]
+        fn spans_are_well_formed_for_any_text(text in "(s3://|gs://|[ \"'()<>\na-z/.ä])*") {
+            let m = UriMatcher::new(&["s3".into(), "gs".into()]).unwrap();
+            let mut last = 0;
+            for r in m.spans(&text) {
+                proptest::prop_assert!(r.start >= last && r.end <= text.len() && r.start < r.end);
+                proptest::prop_assert!(text[r.clone()].starts_with("s3://") || text[r.clone()].starts_with("gs://"));
+                last = r.end;
+            }
+            let mut v = Value::String(text.clone());
+            rewrite(&mut v, &m, &|u: &str| Some(u.to_string()));
+            proptest::prop_assert_eq!(v, Value::String(text));
+        }
     }
 
     #[test]

@@ -1,0 +1,537 @@
+//! Task files read as a stream: bytes go in chunk by chunk (ranged reads of the object), tasks
+//! come out as soon as they are complete, so a file of any size is read with memory for one
+//! chunk and one task, never the whole file or all its tasks.
+//!
+//! The formats are [`super::parse_task_file`]'s (Label Studio's `load_tasks_json_lso`): one JSON
+//! object (one task, row `None`), a JSON array (row = element index) or JSON Lines (row = the
+//! task's position among the non-blank lines). A task that is wrong in a way that leaves the
+//! rest readable (a JSONL line that is not JSON or not a task, an array element that is not a
+//! task) is reported and skipped, and the other tasks import; a syntax error inside an array
+//! ends the file there: the elements before it import. Label Studio fails the whole file on the
+//! first bad task instead.
+
+use serde_json::Value;
+
+use super::parse::{check_extension, task_from_value};
+use crate::domain::NewTask;
+
+/// Rows of one file, in order: `(row, task)`, row as in [`super::parse_task_file`].
+pub type Rows = Vec<(Option<i64>, NewTask)>;
+
+/// Bad tasks reported per file at most (the rest are counted in [`TaskStream::skipped`]).
+pub const MAX_REPORTED: usize = 10;
+/// Largest single task (a JSONL line, an array element, a one-object file), bytes: a task must
+/// fit in memory, a file need not.
+pub const MAX_TASK_BYTES: usize = 64 << 20;
+
+/// What the file is, once its first bytes are seen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    /// Nothing but whitespace (and a BOM) so far.
+    Unknown,
+    /// A JSON array: the scanner stands inside it.
+    Array,
+    /// Starts with `{`: one object, or JSON Lines when a second value follows the first line.
+    ObjectOrLines,
+    /// JSON Lines, decided.
+    Lines,
+    /// The array's closing `]` was read: only whitespace may follow.
+    ArrayDone,
+    /// One object over several lines: kept whole until the end.
+    Whole,
+}
+
+/// An incremental reader of one task file. [`TaskStream::feed`] each chunk in order, then
+/// [`TaskStream::finish`]; both append the tasks completed so far to `out`.
+pub struct TaskStream {
+    format: Format,
+    /// Bytes received and not yet consumed (an incomplete line, element or object).
+    pending: Vec<u8>,
+    /// Where scanning stopped in `pending` (array scanning resumes there, not at 0).
+    scanned: usize,
+    /// Array scanner state at `scanned`: nesting depth inside the array, inside a string, after
+    /// a backslash, whether the current element has started.
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// Line number (1-based) of `pending[0]`, for messages.
+    line: u64,
+    /// Next row number: array index, or JSONL task count.
+    row: i64,
+    /// JSON Lines: the first line's task, held until a second line decides between one object
+    /// (row `None`) and JSON Lines (row 0).
+    first: Option<(u64, Value)>,
+    /// Problems found, for the run's traceback; `skipped` counts the bad tasks.
+    pub problems: Vec<String>,
+    pub skipped: u64,
+    /// The UTF-8 check carries a split character over to the next chunk.
+    utf8_carry: Vec<u8>,
+    bytes_seen: u64,
+}
+
+impl TaskStream {
+    /// A reader for the object `key`. `check_extension` as in [`super::parse_task_file`].
+    ///
+    /// # Errors
+    /// The extension is not a task file's.
+    pub fn new(key: &str, check_ext: bool) -> Result<TaskStream, String> {
+        if check_ext {
+            check_extension(key)?;
+        }
+        Ok(TaskStream {
+            format: Format::Unknown,
+            pending: Vec::new(),
+            scanned: 0,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            line: 1,
+            row: 0,
+            first: None,
+            problems: Vec::new(),
+            skipped: 0,
+            utf8_carry: Vec::new(),
+            bytes_seen: 0,
+        })
+    }
+
+    /// Takes the next chunk of the file.
+    ///
+    /// # Errors
+    /// The file cannot be read on: not UTF-8, not a task format, or a syntax error inside an
+    /// array. Tasks completed before the error are in `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Rows) -> Result<(), String> {
+        self.check_utf8(chunk)?;
+        self.bytes_seen += chunk.len() as u64;
+        self.pending.extend_from_slice(chunk);
+        self.drain(out, false)
+    }
+
+    /// Ends the file.
+    ///
+    /// # Errors
+    /// As [`TaskStream::feed`], and an empty file or array, an unterminated array or object.
+    pub fn finish(&mut self, out: &mut Rows) -> Result<(), String> {
+        if !self.utf8_carry.is_empty() {
+            return Err(format!("not UTF-8 text (byte {})", self.bytes_seen - self.utf8_carry.len() as u64));
+        }
+        self.drain(out, true)?;
+        match self.format {
+            Format::Unknown => Err("the file is empty".into()),
+            Format::Array => Err("invalid JSON array: the file ends before the array is closed".into()),
+            Format::ArrayDone if self.row == 0 => Err("the JSON array is empty".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that the file is UTF-8 so far; a character split between chunks is carried over.
+    fn check_utf8(&mut self, chunk: &[u8]) -> Result<(), String> {
+        let carried = self.utf8_carry.len();
+        let joined;
+        let bytes: &[u8] = if carried == 0 {
+            chunk
+        } else {
+            joined = [std::mem::take(&mut self.utf8_carry).as_slice(), chunk].concat();
+            &joined
+        };
+        match std::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => {
+                self.utf8_carry = bytes[e.valid_up_to()..].to_vec();
+                Ok(())
+            }
+            Err(e) => {
+                Err(format!("not UTF-8 text (byte {})", self.bytes_seen - carried as u64 + e.valid_up_to() as u64))
+            }
+        }
+    }
+
+    fn drain(&mut self, out: &mut Rows, eof: bool) -> Result<(), String> {
+        loop {
+            match self.format {
+                Format::Unknown => {
+                    let skip = leading_blank(&self.pending);
+                    self.consume(skip);
+                    // A byte-order mark cut by the chunk's end: wait for the rest of it.
+                    let bom = "\u{feff}".as_bytes();
+                    if !eof && !self.pending.is_empty() && bom.starts_with(&self.pending) {
+                        return Ok(());
+                    }
+                    match self.pending.first() {
+                        None => return Ok(()),
+                        Some(b'[') => {
+                            self.consume(1);
+                            self.format = Format::Array;
+                        }
+                        Some(b'{') => self.format = Format::ObjectOrLines,
+                        Some(_) => {
+                            return Err(
+                                "not JSON-formatted tasks (expected a JSON object, a JSON array or JSON Lines)".into(),
+                            );
+                        }
+                    }
+                }
+                Format::Array => return self.array(out, eof),
+                Format::ArrayDone => {
+                    let skip = leading_blank(&self.pending);
+                    self.consume(skip);
+                    if !self.pending.is_empty() {
+                        return Err(format!("invalid JSON array: trailing characters at line {}", self.line));
+                    }
+                    return Ok(());
+                }
+                Format::ObjectOrLines | Format::Lines => return self.lines(out, eof),
+                Format::Whole => return self.whole_object(out, eof),
+            }
+        }
+    }
+
+    /// Drops `n` consumed bytes from the front of `pending`, counting their lines.
+    fn consume(&mut self, n: usize) {
+        self.line += self.pending[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.pending.drain(..n);
+        self.scanned = self.scanned.saturating_sub(n);
+    }
+
+    /// JSON Lines (or one object): each complete line is a task. A file starting with `{`
+    /// whose first non-blank line is not a whole JSON value is one object spread over lines.
+    fn lines(&mut self, out: &mut Rows, eof: bool) -> Result<(), String> {
+        let mut pos = 0;
+        let mut line_no = self.line;
+        let result = loop {
+            let rest = &self.pending[pos..];
+            let end = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None if eof && !rest.is_empty() => rest.len(),
+                None => break Ok(()),
+            };
+            let text = std::str::from_utf8(&rest[..end]).expect("checked UTF-8").trim();
+            let this_line = line_no;
+            if text.is_empty() {
+                pos += end;
+                line_no += 1;
+                continue;
+            }
+            if self.format == Format::ObjectOrLines && self.first.is_none() {
+                match serde_json::from_str::<Value>(text) {
+                    Ok(v) => self.first = Some((this_line, v)),
+                    // Not one line: one object over many lines, read whole at the end.
+                    Err(_) => {
+                        self.consume_lines(pos, line_no);
+                        self.format = Format::Whole;
+                        return self.whole_object(out, eof);
+                    }
+                }
+            } else {
+                let v = serde_json::from_str::<Value>(text);
+                self.flush_first(out, false);
+                self.format = Format::Lines;
+                match v {
+                    Ok(v) => self.push(out, v, this_line),
+                    Err(e) => self.bad(format!("line {this_line}: invalid JSON: {e}")),
+                }
+            }
+            pos += end;
+            line_no += 1;
+        };
+        self.consume_lines(pos, line_no);
+        if self.pending.len() > MAX_TASK_BYTES {
+            return Err(format!("line {} is longer than {} MiB", self.line, MAX_TASK_BYTES >> 20));
+        }
+        if eof {
+            self.flush_first(out, true);
+        }
+        result
+    }
+
+    /// Drops the first `n` bytes of `pending`, which end line `line - 1`.
+    fn consume_lines(&mut self, n: usize, line: u64) {
+        self.pending.drain(..n);
+        self.line = line;
+    }
+
+    /// The first line's task, once the file is known to be JSON Lines (`more`: row 0) or one
+    /// object (row `None`).
+    fn flush_first(&mut self, out: &mut Rows, at_eof: bool) {
+        if let Some((line, v)) = self.first.take() {
+            if at_eof && self.format == Format::ObjectOrLines {
+                match task_from_value(v) {
+                    Ok(t) => out.push((None, t)),
+                    Err(e) => self.bad(e),
+                }
+                self.row = 1;
+            } else {
+                self.push(out, v, line);
+            }
+        }
+    }
+
+    /// One object spread over several lines: kept until the end, then parsed whole.
+    fn whole_object(&mut self, out: &mut Rows, eof: bool) -> Result<(), String> {
+        if self.pending.len() > MAX_TASK_BYTES {
+            return Err(format!("one JSON object of more than {} MiB: split it into tasks", MAX_TASK_BYTES >> 20));
+        }
+        if !eof {
+            return Ok(());
+        }
+        let text = std::str::from_utf8(&self.pending).expect("checked UTF-8");
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        self.pending.clear();
+        let t = task_from_value(v)?;
+        out.push((None, t));
+        self.row = 1;
+        Ok(())
+    }
+
+    fn push(&mut self, out: &mut Rows, v: Value, line: u64) {
+        let row = self.row;
+        self.row += 1;
+        match task_from_value(v) {
+            Ok(t) => out.push((Some(row), t)),
+            Err(e) => self.bad(format!("line {line}: {e}")),
+        }
+    }
+
+    fn bad(&mut self, message: String) {
+        self.skipped += 1;
+        if self.problems.len() < MAX_REPORTED {
+            self.problems.push(message);
+        }
+    }
+
+    /// Inside an array: cut complete elements at depth-0 commas and the closing `]`.
+    fn array(&mut self, out: &mut Rows, eof: bool) -> Result<(), String> {
+        let mut start = 0;
+        let mut i = self.scanned;
+        while i < self.pending.len() {
+            let b = self.pending[i];
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+            } else {
+                match b {
+                    b'"' => self.in_string = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' if self.depth > 0 => self.depth -= 1,
+                    b',' | b']' if self.depth == 0 => {
+                        let element = &self.pending[start..i];
+                        let closing = b == b']';
+                        let blank = element.iter().all(u8::is_ascii_whitespace);
+                        if blank && (closing && self.row == 0) {
+                            // `[]` or `[ ]`: no element.
+                        } else if blank {
+                            let line = self.line_at(start);
+                            return Err(format!("invalid JSON array: expected a value at line {line}"));
+                        } else {
+                            let line = self.line_at(start + leading_blank(element));
+                            let parsed: Result<Value, _> = serde_json::from_slice(element);
+                            let row = self.row;
+                            self.row += 1;
+                            match parsed {
+                                Ok(v) => match task_from_value(v) {
+                                    Ok(t) => out.push((Some(row), t)),
+                                    Err(e) => self.bad(format!("element {row}: {e}")),
+                                },
+                                Err(e) => {
+                                    return Err(format!("invalid JSON array: element {row} (line {line}): {e}"));
+                                }
+                            }
+                        }
+                        start = i + 1;
+                        if closing {
+                            self.scanned = 0;
+                            self.consume(start);
+                            self.format = Format::ArrayDone;
+                            return self.drain(out, eof);
+                        }
+                    }
+                    b'}' | b']' => {
+                        let line = self.line_at(i);
+                        return Err(format!("invalid JSON array: unexpected '{}' at line {line}", b as char));
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        self.consume(start);
+        self.scanned = self.pending.len();
+        if self.pending.len() > MAX_TASK_BYTES {
+            return Err(format!(
+                "invalid JSON array: element {} is larger than {} MiB",
+                self.row,
+                MAX_TASK_BYTES >> 20
+            ));
+        }
+        Ok(())
+    }
+
+    fn line_at(&self, offset: usize) -> u64 {
+        self.line + self.pending[..offset].iter().filter(|&&b| b == b'\n').count() as u64
+    }
+}
+
+/// Whitespace and a UTF-8 byte-order mark at the start of `b`.
+fn leading_blank(b: &[u8]) -> usize {
+    let mut n = 0;
+    loop {
+        if b[n..].starts_with("\u{feff}".as_bytes()) {
+            n += 3;
+        } else if b.get(n).is_some_and(u8::is_ascii_whitespace) {
+            n += 1;
+        } else {
+            return n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Reads `bytes` in chunks of `chunk` bytes: the rows as (row, data), the problems, and
+    /// the error that ended the file, if any.
+    fn read(bytes: &[u8], chunk: usize) -> (Vec<(Option<i64>, Value)>, Vec<String>, Option<String>) {
+        let mut s = TaskStream::new("t.json", true).unwrap();
+        let mut out = Vec::new();
+        let mut error = None;
+        for c in bytes.chunks(chunk.max(1)) {
+            if let Err(e) = s.feed(c, &mut out) {
+                error = Some(e);
+                break;
+            }
+        }
+        if error.is_none() {
+            error = s.finish(&mut out).err();
+        }
+        let problems = s.problems.clone();
+        (out.into_iter().map(|(r, t)| (r, t.data)).collect(), problems, error)
+    }
+
+    /// Every chunking of each file gives the same rows as reading it whole.
+    #[test]
+    fn chunks_of_any_size_give_the_same_tasks() {
+        let files: [&[u8]; 6] = [
+            br#"{"text": "one"}"#,
+            b"\xef\xbb\xbf [{\"t\": \"a,]}\"}, {\"data\": {\"t\": [1, {\"x\": \"\\\"\"}]}}]\n",
+            b"{\"t\": 1}\n\n{\"t\": \"\xc3\xa9\"}\r\n{\"t\": 3}",
+            b"{\n  \"text\": \"pretty\"\n}\n",
+            b"[\n  {\"t\": 1},\n  {\"t\": 2}\n]",
+            "{\"t\": \"日本\"}\n{\"t\": \"語\"}\n".as_bytes(),
+        ];
+        for file in files {
+            let whole = read(file, file.len());
+            assert_eq!((&whole.1, &whole.2), (&vec![], &None), "{}", String::from_utf8_lossy(file));
+            for chunk in 1..file.len() {
+                assert_eq!(read(file, chunk), whole, "chunk {chunk} of {}", String::from_utf8_lossy(file));
+            }
+        }
+        assert_eq!(read(files[0], 3).0, [(None, json!({"text": "one"}))]);
+        assert_eq!(read(files[1], 5).0, [(Some(0), json!({"t": "a,]}"})), (Some(1), json!({"t": [1, {"x": "\""}]}))]);
+        assert_eq!(
+            read(files[2], 2).0,
+            [(Some(0), json!({"t": 1})), (Some(1), json!({"t": "é"})), (Some(2), json!({"t": 3}))]
+        );
+        assert_eq!(read(files[3], 4).0, [(None, json!({"text": "pretty"}))]);
+    }
+
+    /// A bad JSONL line or array element is reported with where it is and skipped; a syntax
+    /// error inside an array ends the file after the elements before it.
+    #[test]
+    fn bad_tasks_are_reported_with_their_line_and_the_rest_imports() {
+        let (rows, problems, error) = read(b"{\"t\": 1}\n{oops\n[2]\n{\"t\": 4}\n", 7);
+        assert_eq!(rows, [(Some(0), json!({"t": 1})), (Some(2), json!({"t": 4}))]);
+        assert_eq!(error, None);
+        assert_eq!(problems.len(), 2);
+        assert!(problems[0].starts_with("line 2: invalid JSON: key must be a string"), "{problems:?}");
+        assert_eq!(problems[1], "line 3: a task must be a JSON object");
+
+        let (rows, problems, error) = read(b"[{\"t\": 1}, 5, {\"t\": 3}]", 4);
+        assert_eq!(
+            (rows, problems, error),
+            (
+                vec![(Some(0), json!({"t": 1})), (Some(2), json!({"t": 3}))],
+                vec!["element 1: a task must be a JSON object".to_string()],
+                None
+            )
+        );
+
+        let (rows, _, error) = read(b"[{\"t\": 1},\n {\"t\": nope}, {\"t\": 3}]", 6);
+        assert_eq!(rows, [(Some(0), json!({"t": 1}))]);
+        let error = error.unwrap();
+        assert!(error.starts_with("invalid JSON array: element 1 (line 2): expected ident"), "{error}");
+
+        for (file, message) in [
+            (&b"  \n"[..], "the file is empty"),
+            (b"[]", "the JSON array is empty"),
+            (b"[{\"t\": 1}", "invalid JSON array: the file ends before the array is closed"),
+            (b"[{\"t\": 1}] x", "invalid JSON array: trailing characters at line 1"),
+            (b"[{\"t\": 1},]", "invalid JSON array: expected a value at line 1"),
+            (b"hello", "not JSON-formatted tasks (expected a JSON object, a JSON array or JSON Lines)"),
+            (b"{\"t\": \xff}", "not UTF-8 text (byte 6)"),
+            (b"{\"t\": \"\xc3", "not UTF-8 text (byte 7)"),
+        ] {
+            assert_eq!(read(file, 1).2.as_deref(), Some(message), "{}", String::from_utf8_lossy(file));
+            assert_eq!(read(file, file.len()).2.as_deref(), Some(message), "{}", String::from_utf8_lossy(file));
+        }
+        assert_eq!(read(b"{\"t\":\n", 3).2.as_deref().map(|e| e.starts_with("invalid JSON: EOF")), Some(true));
+    }
+
+    fn task_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+        ];
+        let tree = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z\",\\[\\]{}]{1,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        prop::collection::btree_map("[a-z]{1,3}", tree, 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    proptest! {
+        /// Any list of tasks, written as an array or as JSON Lines (pretty or not) and cut into
+        /// chunks anywhere, reads back as exactly those tasks in order.
+        #[test]
+        fn any_tasks_read_back_whatever_the_chunks(
+            tasks in prop::collection::vec(task_value(), 1..8),
+            chunk in 1usize..64,
+            lines in any::<bool>(),
+            pretty in any::<bool>(),
+        ) {
+            let file = if lines {
+                tasks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join("\n")
+            } else if pretty {
+                serde_json::to_string_pretty(&tasks).unwrap()
+            } else {
+                serde_json::to_string(&tasks).unwrap()
+            };
+            let (rows, problems, error) = read(file.as_bytes(), chunk);
+            prop_assert_eq!(error, None);
+            prop_assert!(problems.is_empty());
+            let single = lines && tasks.len() == 1;
+            let want: Vec<(Option<i64>, Value)> = tasks.iter().enumerate().map(|(i, t)| {
+                let data = task_from_value(t.clone()).map(|t| t.data);
+                ((!single).then_some(i as i64), data)
+            }).filter_map(|(r, d)| d.ok().map(|d| (r, d))).collect();
+            prop_assert_eq!(rows, want);
+        }
+
+        /// Arbitrary bytes never panic the reader, in any chunking.
+        #[test]
+        fn any_bytes_are_read_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..200), chunk in 1usize..32) {
+            let _ = read(&bytes, chunk);
+        }
+    }
+}
