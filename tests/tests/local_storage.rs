@@ -327,7 +327,10 @@ async fn storage_api_shapes_and_errors() {
         ])
     );
     let r = svc.get("/api/storages/localfiles/").await;
-    assert_eq!((r.status, r.body["detail"].as_str()), (400, Some("query parameter \"project\" is required")));
+    assert_eq!(
+        (r.status, &r.body["validation_errors"]),
+        (400, &json!({"non_field_errors": ["query parameter \"project\" is required"]}))
+    );
     assert_eq!(svc.get("/api/storages/").await.body, json!([]));
 
     let dir = svc.dir("ds", &[]);

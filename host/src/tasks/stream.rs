@@ -56,6 +56,8 @@ pub struct TaskStream {
     escaped: bool,
     /// Line number (1-based) of `pending[0]`, for messages.
     line: u64,
+    /// Line number at `pending[scanned]` (array scanning).
+    scan_line: u64,
     /// Next row number: array index, or JSONL task count.
     row: i64,
     /// JSON Lines: the first line's task, held until a second line decides between one object
@@ -86,6 +88,7 @@ impl TaskStream {
             in_string: false,
             escaped: false,
             line: 1,
+            scan_line: 1,
             row: 0,
             first: None,
             problems: Vec::new(),
@@ -162,6 +165,7 @@ impl TaskStream {
                         Some(b'[') => {
                             self.consume(1);
                             self.format = Format::Array;
+                            (self.scanned, self.scan_line) = (0, self.line);
                         }
                         Some(b'{') => self.format = Format::ObjectOrLines,
                         Some(_) => {
@@ -188,7 +192,7 @@ impl TaskStream {
 
     /// Drops `n` consumed bytes from the front of `pending`, counting their lines.
     fn consume(&mut self, n: usize) {
-        self.line += self.pending[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.line += newlines(&self.pending[..n]);
         self.pending.drain(..n);
         self.scanned = self.scanned.saturating_sub(n);
     }
@@ -299,12 +303,19 @@ impl TaskStream {
         }
     }
 
-    /// Inside an array: cut complete elements at depth-0 commas and the closing `]`.
+    /// Inside an array: cut complete elements at depth-0 commas and the closing `]`. Lines are
+    /// counted as the scan passes them (once per byte), for messages.
     fn array(&mut self, out: &mut Rows, eof: bool) -> Result<(), String> {
         let mut start = 0;
+        // Line at `start` (the current element's first byte) and at `i`.
+        let mut start_line = self.line;
+        let mut line = self.scan_line;
         let mut i = self.scanned;
         while i < self.pending.len() {
             let b = self.pending[i];
+            if b == b'\n' {
+                line += 1;
+            }
             if self.in_string {
                 match (self.escaped, b) {
                     (true, _) => self.escaped = false,
@@ -320,14 +331,13 @@ impl TaskStream {
                     b',' | b']' if self.depth == 0 => {
                         let element = &self.pending[start..i];
                         let closing = b == b']';
-                        let blank = element.iter().all(u8::is_ascii_whitespace);
-                        if blank && (closing && self.row == 0) {
+                        let lead = leading_blank(element);
+                        let element_line = start_line + newlines(&element[..lead]);
+                        if lead == element.len() && closing && self.row == 0 {
                             // `[]` or `[ ]`: no element.
-                        } else if blank {
-                            let line = self.line_at(start);
-                            return Err(format!("invalid JSON array: expected a value at line {line}"));
+                        } else if lead == element.len() {
+                            return Err(format!("invalid JSON array: expected a value at line {element_line}"));
                         } else {
-                            let line = self.line_at(start + leading_blank(element));
                             let parsed: Result<Value, _> = serde_json::from_slice(element);
                             let row = self.row;
                             self.row += 1;
@@ -337,20 +347,22 @@ impl TaskStream {
                                     Err(e) => self.bad(format!("element {row}: {e}")),
                                 },
                                 Err(e) => {
-                                    return Err(format!("invalid JSON array: element {row} (line {line}): {e}"));
+                                    return Err(format!(
+                                        "invalid JSON array: element {row} (line {element_line}): {e}"
+                                    ));
                                 }
                             }
                         }
                         start = i + 1;
+                        start_line = line;
                         if closing {
-                            self.scanned = 0;
                             self.consume(start);
+                            self.scanned = 0;
                             self.format = Format::ArrayDone;
                             return self.drain(out, eof);
                         }
                     }
                     b'}' | b']' => {
-                        let line = self.line_at(i);
                         return Err(format!("invalid JSON array: unexpected '{}' at line {line}", b as char));
                     }
                     _ => {}
@@ -360,6 +372,7 @@ impl TaskStream {
         }
         self.consume(start);
         self.scanned = self.pending.len();
+        self.scan_line = line;
         if self.pending.len() > MAX_TASK_BYTES {
             return Err(format!(
                 "invalid JSON array: element {} is larger than {} MiB",
@@ -369,10 +382,10 @@ impl TaskStream {
         }
         Ok(())
     }
+}
 
-    fn line_at(&self, offset: usize) -> u64 {
-        self.line + self.pending[..offset].iter().filter(|&&b| b == b'\n').count() as u64
-    }
+fn newlines(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
 /// Whitespace and a UTF-8 byte-order mark at the start of `b`.
