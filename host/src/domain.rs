@@ -149,6 +149,8 @@ pub struct Task {
     pub total_predictions: i64,
     /// Key of the storage object the task was imported from, if any.
     pub storage_filename: Option<String>,
+    /// The import storage that object belongs to.
+    pub storage_id: Option<i64>,
 }
 
 /// A task to create, with the annotations and predictions that came with it.

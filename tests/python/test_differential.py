@@ -192,8 +192,9 @@ def test_blob_tasks_show_their_uri_under_the_first_object_tags_variable(label_st
             time.sleep(0.05)
         assert (s["status"], s["last_sync_count"]) == ("completed", 1), s
         tasks = api(target, "GET", "/api/tasks", params={"project": pid}).json()["tasks"]
-        shown.append([t["data"] for t in tasks])
-    assert shown[0] == [{key: f"/data/local-files/?d=blob-{key}/a.jpg"}]
+        # storage_filename is the file's absolute path on both.
+        shown.append([(t["data"], t["storage_filename"].removeprefix(str(target.doc_root))) for t in tasks])
+    assert shown[0] == [({key: f"/data/local-files/?d=blob-{key}/a.jpg"}, f"/blob-{key}/a.jpg")]
     assert shown[1] == shown[0]
 
 

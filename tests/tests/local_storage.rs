@@ -68,9 +68,13 @@ async fn blob_mode_with_regex_filter_and_recursive_scan() {
         ]
     );
 
-    // Task listing keeps `$undefined$` in the database but shows it renamed; `storage_filename` is the key.
+    // Task listing keeps `$undefined$` in the database but shows it renamed; `storage_filename` is
+    // the file's absolute path, as Label Studio keys local files.
     let r = svc.get(&format!("/api/tasks?project={project}&page=1&page_size=1")).await;
-    assert_eq!((r.body["total"].as_i64(), r.body["tasks"][0]["storage_filename"].as_str()), (Some(4), Some("a.jpg")));
+    let a = dir.join("a.jpg");
+    assert_eq!((r.body["total"].as_i64(), r.body["tasks"][0]["storage_filename"].as_str()), (Some(4), a.to_str()));
+    let id = r.body["tasks"][0]["id"].as_i64().unwrap();
+    assert_eq!(svc.get(&format!("/api/tasks/{id}")).await.body["storage_filename"].as_str(), a.to_str());
     assert_eq!(svc.get(&format!("/api/tasks?project={project}&page=5&page_size=1")).await.status, 404);
 
     // The URL serves the file's bytes, with Range and a weak ETag.

@@ -35,6 +35,19 @@ fn database_facts(data: &Path) -> (i64, i64, String) {
     (links, keys, check)
 }
 
+/// Polls the storage until its run is no longer queued or in progress (at most 5 minutes).
+async fn finished(storage_url: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (_, s) = call(reqwest::Method::GET, storage_url.to_string(), Value::Null).await;
+        if s["status"] != "queued" && s["status"] != "in_progress" {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "not finished after 5 minutes: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_ten_times_resumes_by_itself_and_imports_each_object_once() {
     let n = files();
@@ -97,15 +110,7 @@ async fn a_sync_killed_ten_times_resumes_by_itself_and_imports_each_object_once(
     assert_eq!(kills.len(), 10, "the sync ended before the tenth kill: {kills:?}");
     assert!(kills.windows(2).all(|w| w[0] < w[1]), "ten different points: {kills:?}");
 
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let s = loop {
-        let (_, s) = call(reqwest::Method::GET, storage_url.clone(), Value::Null).await;
-        if s["status"] != "queued" && s["status"] != "in_progress" {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "not finished after 5 minutes: {s:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let s = finished(&storage_url).await;
     assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(n as i64)), "{s:?}");
     assert_eq!(s["traceback"], Value::Null);
     assert_eq!(s["meta"]["tasks_existed"], 0);
@@ -124,20 +129,14 @@ async fn a_sync_killed_ten_times_resumes_by_itself_and_imports_each_object_once(
     // A re-sync after all that imports nothing.
     let service = Process::start(tmp.path(), port, &[]).await;
     call(reqwest::Method::POST, format!("{storage_url}/sync"), Value::Null).await;
-    let s = loop {
-        let (_, s) = call(reqwest::Method::GET, storage_url.clone(), Value::Null).await;
-        if s["status"] != "queued" && s["status"] != "in_progress" {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let s = finished(&storage_url).await;
     assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(0)));
     assert_eq!(s["meta"]["tasks_existed"].as_i64(), Some(n as i64));
     drop(service);
 }
 
 /// One JSONL file of 200,000 tasks (~12 MiB: read in ranged parts, committed in parts of
-/// 20,000) and a small one: killed three times inside the big file, the run goes on after the
+/// 10,000) and a small one: killed three times inside the big file, the run goes on after the
 /// file's last committed row each time and ends with every task once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_inside_a_task_file_continues_after_its_last_committed_row() {
@@ -189,15 +188,7 @@ async fn a_sync_killed_inside_a_task_file_continues_after_its_last_committed_row
         service = Process::start(tmp.path(), port, &[]).await;
     }
     assert!(kills.windows(2).all(|w| w[0] < w[1]), "{kills:?}");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let s = loop {
-        let (_, s) = call(reqwest::Method::GET, storage_url.clone(), Value::Null).await;
-        if s["status"] != "queued" && s["status"] != "in_progress" {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "not finished after 5 minutes: {s:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let s = finished(&storage_url).await;
     assert_eq!(
         (s["status"].as_str(), s["last_sync_count"].as_i64(), &s["traceback"]),
         (Some("completed"), Some(n + 2), &Value::Null),

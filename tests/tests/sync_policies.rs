@@ -31,22 +31,25 @@ fn counts(s: &Value) -> (i64, i64, i64, i64) {
     (n("tasks_created"), n("tasks_updated"), n("tasks_removed"), n("tasks_marked"))
 }
 
-/// Every task of the project, in id order: (storage_filename, data, meta).
+/// The key of a task's file: its `storage_filename` (the file's absolute path, as in Label
+/// Studio) relative to the storage's folder (`{document root}/{folder}/`).
+fn key_of(svc: &Service, t: &Value) -> String {
+    let path = t["storage_filename"].as_str().unwrap_or("");
+    let rel = path.strip_prefix(&format!("{}/", svc.root.display())).unwrap_or(path);
+    rel.split_once('/').map_or(rel, |(_, key)| key).to_string()
+}
+
+/// Every task of the project, in id order: (key, data, meta).
 async fn tasks(svc: &Service, project: i64) -> Vec<(String, Value, Value)> {
     let r = svc.get(&format!("/api/tasks?project={project}&page_size=10000")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["storage_filename"].as_str().unwrap_or("").to_string(), t["data"].clone(), t["meta"].clone()))
-        .collect()
+    r.body["tasks"].as_array().unwrap().iter().map(|t| (key_of(svc, t), t["data"].clone(), t["meta"].clone())).collect()
 }
 
 /// The task id of the task imported from `key`.
 async fn task_of(svc: &Service, project: i64, key: &str) -> i64 {
     let r = svc.get(&format!("/api/tasks?project={project}&page_size=10000")).await;
-    let t = r.body["tasks"].as_array().unwrap().iter().find(|t| t["storage_filename"] == key).expect(key);
+    let t = r.body["tasks"].as_array().unwrap().iter().find(|t| key_of(svc, t) == key).expect(key);
     t["id"].as_i64().unwrap()
 }
 

@@ -1,6 +1,7 @@
 //! Tasks: `GET /api/tasks/?project=ID` (Label Studio's paginated shape), `POST /api/tasks`,
 //! `GET`/`DELETE /api/tasks/{id}`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,7 +15,7 @@ use super::error::{ApiError, ApiResult, Body, Path, Query};
 use super::projects::project_or_404;
 use super::{AppState, Caller};
 use crate::App;
-use crate::domain::{Project, Task};
+use crate::domain::{GrantRequest, Project, Task};
 use crate::tasks::resolver::Resolver;
 use crate::tasks::{document, task_from_value, uri};
 
@@ -64,6 +65,38 @@ async fn resolve_uris(app: &App, project_id: i64, tasks: &mut [Value]) -> ApiRes
     Ok(())
 }
 
+/// Shows `storage_filename` as Label Studio does: it keys local files by their absolute path, so
+/// for a storage whose adapter is granted a directory setting (local files' `path`) the key is
+/// shown under that directory; other storages show the object key itself.
+fn absolute_filenames(app: &App, rows: &[Task], docs: &mut [Value]) -> ApiResult<()> {
+    let mut directories: HashMap<i64, Option<String>> = HashMap::new();
+    for (t, doc) in rows.iter().zip(docs) {
+        let (Some(storage), Some(key)) = (t.storage_id, &t.storage_filename) else { continue };
+        let directory = match directories.get(&storage) {
+            Some(d) => d.clone(),
+            None => {
+                let d = directory_of(app, storage)?;
+                directories.insert(storage, d.clone());
+                d
+            }
+        };
+        if let Some(d) = directory {
+            doc["storage_filename"] = json!(format!("{}/{key}", d.trim_end_matches('/')));
+        }
+    }
+    Ok(())
+}
+
+/// The directory a storage's adapter is granted (the value of its directory setting), if any.
+fn directory_of(app: &App, storage_id: i64) -> ApiResult<Option<String>> {
+    let Some(s) = app.store.storage(storage_id)? else { return Ok(None) };
+    let Some(adapter) = app.registry.get(&s.type_name) else { return Ok(None) };
+    Ok(adapter.info.grants.iter().find_map(|g| match g {
+        GrantRequest::Directory(setting) => s.fields.get(setting)?.as_str().map(str::to_string),
+        _ => None,
+    }))
+}
+
 /// A task with its annotations and predictions.
 fn full_task(app: &App, t: &Task, project: Option<&Project>) -> ApiResult<Value> {
     let mut v = document::task(t, project);
@@ -102,6 +135,7 @@ async fn list(State(app): AppState, _: Caller, Query(q): Query<ListQuery>) -> Ap
         .iter()
         .map(|t| if all { full_task(&app, t, Some(&project)) } else { Ok(document::task(t, Some(&project))) })
         .collect::<ApiResult<Vec<_>>>()?;
+    absolute_filenames(&app, &rows, &mut tasks)?;
     if q.resolve_uri != Some(false) {
         resolve_uris(&app, project_id, &mut tasks).await?;
     }
@@ -126,6 +160,7 @@ async fn read(
     let t = task_or_404(&app, id)?;
     let project = app.store.project(t.project_id)?;
     let mut task = [full_task(&app, &t, project.as_ref())?];
+    absolute_filenames(&app, std::slice::from_ref(&t), &mut task)?;
     if q.resolve_uri != Some(false) {
         resolve_uris(&app, t.project_id, &mut task).await?;
     }

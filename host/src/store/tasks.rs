@@ -20,7 +20,8 @@ const TASK_SELECT: &str = "SELECT t.id, t.project_id, t.inner_id, t.data, t.meta
     (SELECT COUNT(*) FROM annotations a WHERE a.task_id = t.id AND a.was_cancelled = 0),
     (SELECT COUNT(*) FROM annotations a WHERE a.task_id = t.id AND a.was_cancelled = 1),
     (SELECT COUNT(*) FROM predictions p WHERE p.task_id = t.id),
-    (SELECT l.key FROM import_links l WHERE l.task_id = t.id)
+    (SELECT l.key FROM import_links l WHERE l.task_id = t.id),
+    (SELECT l.storage_id FROM import_links l WHERE l.task_id = t.id)
     FROM tasks t";
 
 const ANNOTATION_COLS: &str =
@@ -39,6 +40,7 @@ fn task(r: &rusqlite::Row) -> rusqlite::Result<Task> {
         cancelled_annotations: r.get(8)?,
         total_predictions: r.get(9)?,
         storage_filename: r.get(10)?,
+        storage_id: r.get(11)?,
     })
 }
 

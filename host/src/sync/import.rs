@@ -32,11 +32,11 @@ pub const FETCH_CONCURRENCY: usize = 8;
 
 /// Tasks committed per transaction at most in JSON mode: a page of task files holding more is
 /// committed in parts, so memory is bounded by this many tasks, not by a page's files.
-pub const COMMIT_TASKS: usize = 20_000;
+pub const COMMIT_TASKS: usize = 10_000;
 
 /// Bytes asked per `get` when reading a task file (at most the adapter answer limit); a larger
 /// file is read in ranged parts and parsed as it comes ([`crate::tasks::stream`]).
-pub const READ_CHUNK: u64 = 8 << 20;
+pub const READ_CHUNK: u64 = 4 << 20;
 
 /// Tasks handed from a reading lane to the writer at once.
 const PIECE_TASKS: usize = 1_000;
@@ -103,12 +103,13 @@ async fn read_file(session: &mut Session, work: &Work, check_extension: bool, ch
         && send_end(tx, std::mem::take(&mut stream.problems), stream.skipped, failure).await
 }
 
-/// Hands `rows` (those from `from_row` on) to the writer in pieces of [`PIECE_TASKS`].
+/// Hands `rows` (those from `from_row` on) to the writer in pieces of [`PIECE_TASKS`], each
+/// row moved once.
 async fn send_rows(tx: &Sender<Piece>, rows: &mut Rows, from_row: i64) -> bool {
-    rows.retain(|(row, _)| row.unwrap_or(-1) >= from_row);
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(PIECE_TASKS));
-        if tx.send(Piece { rows: std::mem::replace(rows, rest), end: None }).await.is_err() {
+    let mut rest = rows.drain(..).filter(|(row, _)| row.unwrap_or(-1) >= from_row).peekable();
+    while rest.peek().is_some() {
+        let piece: Rows = rest.by_ref().take(PIECE_TASKS).collect();
+        if tx.send(Piece { rows: piece, end: None }).await.is_err() {
             return false;
         }
     }

@@ -2,7 +2,7 @@
 //! come out as soon as they are complete, so a file of any size is read with memory for one
 //! chunk and one task, never the whole file or all its tasks.
 //!
-//! The formats are [`super::parse_task_file`]'s (Label Studio's `load_tasks_json_lso`): one JSON
+//! The formats are Label Studio's (`io_storages/utils.py::load_tasks_json_lso`): one JSON
 //! object (one task, row `None`), a JSON array (row = element index) or JSON Lines (row = the
 //! task's position among the non-blank lines). A task that is wrong in a way that leaves the
 //! rest readable (a JSONL line that is not JSON or not a task, an array element that is not a
@@ -15,7 +15,8 @@ use serde_json::Value;
 use super::parse::{check_extension, task_from_value};
 use crate::domain::NewTask;
 
-/// Rows of one file, in order: `(row, task)`, row as in [`super::parse_task_file`].
+/// Rows of one file, in order: `(row, task)`; row `None` for a file that is one task, else the
+/// element's position in a JSON array or the task's among the non-blank JSONL lines (0-based).
 pub type Rows = Vec<(Option<i64>, NewTask)>;
 
 /// Bad tasks reported per file at most (the rest are counted in [`TaskStream::skipped`]).
@@ -72,7 +73,9 @@ pub struct TaskStream {
 }
 
 impl TaskStream {
-    /// A reader for the object `key`. `check_extension` as in [`super::parse_task_file`].
+    /// A reader for the object `key`. `check_ext` refuses file names whose extension is not a
+    /// task format (files in object stores and directories; a key-value store's keys are not
+    /// file names).
     ///
     /// # Errors
     /// The extension is not a task file's.
@@ -402,15 +405,46 @@ fn leading_blank(b: &[u8]) -> usize {
     }
 }
 
+/// The tasks of one task file read whole, and the bad tasks skipped in it.
+#[derive(Debug, Default)]
+pub struct ParsedFile {
+    /// `(row, task)`: row `None` for a file that is one task, else the element's position in a
+    /// JSON array or the task's among the non-blank JSONL lines (0-based).
+    pub rows: Rows,
+    /// What was wrong with each skipped task, where it is (at most [`MAX_REPORTED`]).
+    pub problems: Vec<String>,
+    /// How many tasks were skipped.
+    pub skipped: u64,
+}
+
+/// Parses the object `key` holding `bytes`, whole, into tasks: a [`TaskStream`] fed one chunk.
+///
+/// `check_extension` refuses file names whose extension is not a task format (files in object
+/// stores and directories; a key-value store's keys are not file names).
+///
+/// # Errors
+/// A message naming what is wrong with the file as a whole (extension, emptiness, encoding,
+/// syntax and where), without the content.
+pub fn parse_task_file(key: &str, bytes: &[u8], check_extension: bool) -> Result<ParsedFile, String> {
+    let mut stream = TaskStream::new(key, check_extension)?;
+    let mut rows = Vec::new();
+    stream.feed(bytes, &mut rows)?;
+    stream.finish(&mut rows)?;
+    Ok(ParsedFile { rows, problems: stream.problems, skipped: stream.skipped })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
 
-    /// Reads `bytes` in chunks of `chunk` bytes: the rows as (row, data), the problems, and
-    /// the error that ended the file, if any.
-    fn read(bytes: &[u8], chunk: usize) -> (Vec<(Option<i64>, Value)>, Vec<String>, Option<String>) {
+    /// What reading a file gave: the rows as (row, data), the problems, and the error that
+    /// ended the file, if any.
+    type Read = (Vec<(Option<i64>, Value)>, Vec<String>, Option<String>);
+
+    /// Reads `bytes` in chunks of `chunk` bytes.
+    fn read(bytes: &[u8], chunk: usize) -> Read {
         let mut s = TaskStream::new("t.json", true).unwrap();
         let mut out = Vec::new();
         let mut error = None;
@@ -546,5 +580,69 @@ mod tests {
         fn any_bytes_are_read_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..200), chunk in 1usize..32) {
             let _ = read(&bytes, chunk);
         }
+    }
+}
+
+#[cfg(test)]
+mod whole_file_tests {
+    use super::*;
+    use crate::domain::NewTask;
+    use serde_json::json;
+
+    fn parse_task_file_(key: &str, bytes: &[u8]) -> Result<Vec<(Option<i64>, NewTask)>, String> {
+        let parsed = parse_task_file(key, bytes, true)?;
+        match parsed.problems.first() {
+            Some(p) => Err(p.clone()),
+            None => Ok(parsed.rows),
+        }
+    }
+
+    #[test]
+    fn key_value_keys_are_not_file_names() {
+        assert_eq!(parse_task_file("tasks:v1.2", br#"{"t": 1}"#, false).unwrap().rows.len(), 1);
+        assert!(parse_task_file("tasks:v1.2", br#"{"t": 1}"#, true).is_err());
+    }
+
+    fn data(rows: &[(Option<i64>, NewTask)]) -> Vec<(Option<i64>, Value)> {
+        rows.iter().map(|(r, t)| (*r, t.data.clone())).collect()
+    }
+
+    #[test]
+    fn dict_array_and_jsonl() {
+        assert_eq!(data(&parse_task_file_("a.json", br#"{"text": "x"}"#).unwrap()), vec![(None, json!({"text": "x"}))]);
+        assert_eq!(
+            data(&parse_task_file_("a.json", br#" [{"t": 1}, {"data": {"t": 2}}]"#).unwrap()),
+            vec![(Some(0), json!({"t": 1})), (Some(1), json!({"t": 2}))]
+        );
+        assert_eq!(
+            data(&parse_task_file_("a.jsonl", b"{\"t\": 1}\n\n{\"t\": 2}\n").unwrap()),
+            vec![(Some(0), json!({"t": 1})), (Some(1), json!({"t": 2}))]
+        );
+        assert_eq!(data(&parse_task_file_("noext", br#"{"t": 1}"#).unwrap()), vec![(None, json!({"t": 1}))]);
+    }
+
+    #[test]
+    fn data_with_annotations_and_predictions() {
+        let rows = parse_task_file_(
+            "t.json",
+            br#"{"data": {"image": "x.jpg"}, "annotations": [{"result": [{"a": 1}]}], "predictions": [{"result": [], "score": 0.5, "model_version": "m1"}]}"#,
+        )
+        .unwrap();
+        let t = &rows[0].1;
+        assert_eq!(t.data, json!({"image": "x.jpg"}));
+        assert_eq!(t.annotations[0].result, json!([{"a": 1}]));
+        assert_eq!((t.predictions[0].score, t.predictions[0].model_version.as_str()), (Some(0.5), "m1"));
+    }
+
+    #[test]
+    fn bad_files_say_why() {
+        assert_eq!(parse_task_file_("a.json", b"  \n").unwrap_err(), "the file is empty");
+        assert!(parse_task_file_("a.txt", b"{}").unwrap_err().starts_with("\".txt\" is not a task file extension"));
+        assert!(parse_task_file_("a.json", b"{\"t\": ").unwrap_err().starts_with("invalid JSON"));
+        assert_eq!(parse_task_file_("a.json", b"{\"t\": \xff}").unwrap_err(), "not UTF-8 text (byte 6)");
+        assert!(parse_task_file_("a.json", b"hello").unwrap_err().starts_with("not JSON-formatted tasks"));
+        assert_eq!(parse_task_file_("a.json", b"[1]").unwrap_err(), "element 0: a task must be a JSON object");
+        assert!(parse_task_file_("a.json", br#"{"annotations": []}"#).unwrap_err().contains("need the task data"));
+        assert!(parse_task_file_("a.jsonl", b"{\"t\": 1}\n{oops\n").unwrap_err().starts_with("line 2: invalid JSON"));
     }
 }
