@@ -41,6 +41,9 @@ pub const READ_CHUNK: u64 = 4 << 20;
 /// Tasks handed from a reading lane to the writer at once.
 const PIECE_TASKS: usize = 1_000;
 
+/// Bytes of a read chunk parsed before the tasks so far are handed to the writer.
+const FEED_BYTES: usize = 64 << 10;
+
 /// A task file to read in JSON mode.
 struct Work {
     entry: Entry,
@@ -85,11 +88,19 @@ async fn read_file(session: &mut Session, work: &Work, check_extension: bool, ch
         };
         let (read, total) = (object.body.len() as u64, object.total_size);
         offset += read;
-        let fed = stream.feed(&object.body, &mut rows);
-        drop(object);
-        if !send_rows(tx, &mut rows, work.from_row).await {
-            return false;
+        // Parsed a slice at a time and handed over at once: a chunk of tiny tasks (`{},{},...`)
+        // would otherwise hold ~50 bytes of memory per byte read.
+        let mut fed = Ok(());
+        for slice in object.body.chunks(FEED_BYTES) {
+            fed = stream.feed(slice, &mut rows);
+            if !send_rows(tx, &mut rows, work.from_row).await {
+                return false;
+            }
+            if fed.is_err() {
+                break;
+            }
         }
+        drop(object);
         if let Err(e) = fed {
             break Some(e);
         }
