@@ -124,7 +124,9 @@ sys.stdin.read()
 async fn twenty_thousand_idle_connections_leave_health_answering_within_a_second() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _service = Process::start(tmp.path(), port, &[]).await;
+    // A header timeout far above the time the clients take to connect, even on a loaded machine
+    // (16 s was seen in CI with other work on both cores): every connection stays wanted.
+    let _service = Process::start(tmp.path(), port, &["--header-timeout", "300"]).await;
     let mut clients: Vec<_> = (0..2).map(|_| idle_clients(port, 10_000)).collect();
     let opened = Instant::now();
     for c in &mut clients {
@@ -132,8 +134,7 @@ async fn twenty_thousand_idle_connections_leave_health_answering_within_a_second
         std::io::BufReader::new(c.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
         assert_eq!(line, "ready\n");
     }
-    // Within the default 10 s header timeout, so the idle connections are all still wanted.
-    assert!(opened.elapsed() < Duration::from_secs(8), "opening took {:?}", opened.elapsed());
+    assert!(opened.elapsed() < Duration::from_secs(240), "opening took {:?}", opened.elapsed());
     for _ in 0..3 {
         let start = Instant::now();
         let r = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap();
