@@ -194,6 +194,8 @@ async fn a_sync_killed_inside_a_task_file_continues_after_its_last_committed_row
         (Some("completed"), Some(n + 2), &Value::Null),
         "{s:?}"
     );
+    // The page listed again after each kill is counted once.
+    assert_eq!((s["meta"]["objects_listed"].as_i64(), s["meta"]["objects_matched"].as_i64()), (Some(2), Some(2)));
     drop(service);
     let db = rusqlite::Connection::open(tmp.path().join("data/stowage.sqlite3")).unwrap();
     let (tasks, texts, rows): (i64, i64, i64) = db

@@ -178,9 +178,11 @@ impl Import<'_> {
         tracker: &mut Tracker,
     ) -> Result<(), SyncError> {
         let store = &self.app.store;
-        tracker.counters.objects_listed += page.entries.len() as u64;
+        // Counted with the page's last commit only: a page listed again after a kill inside it
+        // is counted once.
+        let listed = page.entries.len() as u64;
         let mut candidates = stages::select(page.entries, self.filter.as_ref(), self.on_basename);
-        tracker.counters.objects_matched += candidates.len() as u64;
+        let matched = candidates.len() as u64;
         let keys: Vec<&str> = candidates.iter().map(|e| e.key.as_str()).collect();
         let links = store::blocking(|| store.link_states(self.storage.id, &keys))?;
         let track = self.opts.sync_on_delete != OnDelete::Keep;
@@ -214,17 +216,26 @@ impl Import<'_> {
             self.task_files(session, helpers, work, tracker).await?
         };
         let last = Part { created: &created, changed: &changed, reappeared: &reappeared, seen: &seen, open: None };
-        self.commit(tracker, last, page.next_cursor.as_deref(), true)?;
+        self.commit(tracker, last, page.next_cursor.as_deref(), Some((listed, matched)))?;
         tracker.cursor = page.next_cursor;
         Ok(())
     }
 
     /// Commits `part` of the page being imported: the whole rest of it with `cursor` when
-    /// `last`, else tasks only, the cursor staying where it is.
-    fn commit(&self, tracker: &mut Tracker, part: Part, cursor: Option<&str>, last: bool) -> Result<(), SyncError> {
+    /// `last` (the page's objects listed and matched), else tasks only, the cursor staying
+    /// where it is.
+    fn commit(
+        &self,
+        tracker: &mut Tracker,
+        part: Part,
+        cursor: Option<&str>,
+        last: Option<(u64, u64)>,
+    ) -> Result<(), SyncError> {
         let mut counters = tracker.counters.clone();
-        if last {
+        if let Some((listed, matched)) = last {
             counters.pages_done += 1;
+            counters.objects_listed += listed;
+            counters.objects_matched += matched;
         }
         let commit = PageCommit {
             run_id: tracker.run_id,
@@ -235,7 +246,7 @@ impl Import<'_> {
             reappeared: part.reappeared,
             seen: part.seen,
             cursor,
-            part: (!last).then_some(part.open),
+            part: last.is_none().then_some(part.open),
         };
         let store = &self.app.store;
         store::blocking(|| store.commit_page(&commit, &mut counters, &|c| tracker.meta_for(c)))?;
@@ -337,7 +348,7 @@ impl Import<'_> {
     ) -> Result<(), SyncError> {
         let part = Part { created: created.as_slice(), changed: changed.as_slice(), reappeared: &[], seen: &[], open };
         let cursor = tracker.cursor.clone();
-        self.commit(tracker, part, cursor.as_deref(), false)?;
+        self.commit(tracker, part, cursor.as_deref(), None)?;
         // Committed: only the file still being read stays, without its rows, to take the next.
         for objects in [created, changed] {
             objects.retain(|o| !o.complete);
