@@ -405,7 +405,8 @@ impl Process {
             .spawn()
             .unwrap();
         let process = Process(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // A first start compiles every adapter (no cache yet): seconds on a busy 2-core machine.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while reqwest::get(format!("http://127.0.0.1:{port}/health")).await.is_err() {
             assert!(std::time::Instant::now() < deadline, "service did not start");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -207,11 +207,18 @@ impl TaskStream {
         let mut line_no = self.line;
         let result = loop {
             let rest = &self.pending[pos..];
-            let end = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => i + 1,
+            // The first line's bytes before `scanned` were searched already (a long line fed
+            // in many slices is scanned once, not once per slice).
+            let searched = if pos == 0 { self.scanned.min(rest.len()) } else { 0 };
+            let end = match rest[searched..].iter().position(|&b| b == b'\n') {
+                Some(i) => searched + i + 1,
                 None if eof && !rest.is_empty() => rest.len(),
-                None => break Ok(()),
+                None => {
+                    self.scanned = rest.len();
+                    break Ok(());
+                }
             };
+            self.scanned = 0;
             let text = std::str::from_utf8(&rest[..end]).expect("checked UTF-8").trim();
             let this_line = line_no;
             if text.is_empty() {
@@ -235,7 +242,12 @@ impl TaskStream {
                 self.format = Format::Lines;
                 match v {
                     Ok(v) => self.push(out, v, this_line),
-                    Err(e) => self.bad(format!("line {this_line}: invalid JSON: {e}")),
+                    // Its row is used up all the same: rows stay the tasks' positions among
+                    // the non-blank lines, so fixing the line later moves no other task.
+                    Err(e) => {
+                        self.row += 1;
+                        self.bad(format!("line {this_line}: invalid JSON: {e}"));
+                    }
                 }
             }
             pos += end;
@@ -493,7 +505,8 @@ mod tests {
     #[test]
     fn bad_tasks_are_reported_with_their_line_and_the_rest_imports() {
         let (rows, problems, error) = read(b"{\"t\": 1}\n{oops\n[2]\n{\"t\": 4}\n", 7);
-        assert_eq!(rows, [(Some(0), json!({"t": 1})), (Some(2), json!({"t": 4}))]);
+        // Rows are positions among the non-blank lines, bad lines included.
+        assert_eq!(rows, [(Some(0), json!({"t": 1})), (Some(3), json!({"t": 4}))]);
         assert_eq!(error, None);
         assert_eq!(problems.len(), 2);
         assert!(problems[0].starts_with("line 2: invalid JSON: key must be a string"), "{problems:?}");

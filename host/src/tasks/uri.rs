@@ -16,7 +16,7 @@ use serde_json::Value;
 /// - Inside text, a URI right after a quote (`src="…"`, `src='…'`) ends at the next quote of the
 ///   same kind, so keys with the other quote, spaces, brackets or `<` survive; one right after
 ///   `(` (Markdown's `![alt](s3://…)`) ends at the `)` that closes it; any other ends at
-///   whitespace or `<`.
+///   whitespace, `<` or `>` (`<img src=s3://b/x.png>`).
 ///
 /// Label Studio's `get_uri_via_regex` stops every URI at the first quote, space or `>`, so
 /// `<img src="s3://b/O'Brien.jpg">` resolves `s3://b/O` there; stowage does not repeat it.
@@ -40,12 +40,14 @@ impl UriMatcher {
     pub fn spans(&self, s: &str) -> Vec<std::ops::Range<usize>> {
         let mut found = Vec::new();
         let mut from = 0;
+        // A value that is one URI, whitespace around it aside (Label Studio strips the value).
+        let trimmed = s.trim_end();
+        let lead = s.len() - s.trim_start().len();
         while let Some(m) = self.start.find_at(s, from) {
-            let end = if m.start() == 0 && self.start.find_at(s, m.end()).is_none() && !s.contains(['\n', '\r', '\t']) {
-                s.len()
-            } else {
-                m.end() + uri_len(&s[..m.start()], &s[m.end()..])
-            };
+            let whole = m.start() == lead
+                && self.start.find_at(trimmed, m.end()).is_none()
+                && !trimmed[lead..].contains(['\n', '\r', '\t']);
+            let end = if whole { trimmed.len() } else { m.end() + uri_len(&s[..m.start()], &s[m.end()..]) };
             // A bare scheme (`s3://` then a delimiter) names no object.
             if end > m.end() {
                 found.push(m.start()..end);
@@ -77,7 +79,7 @@ fn uri_len(before: &str, rest: &str) -> usize {
             }
             rest.len()
         }
-        _ => rest.find(|c: char| c.is_whitespace() || c == '<').unwrap_or(rest.len()),
+        _ => rest.find(|c: char| c.is_whitespace() || c == '<' || c == '>').unwrap_or(rest.len()),
     }
 }
 
@@ -178,6 +180,8 @@ mod tests {
             ("line\ns3://b/ünï cöde.jpg", &["s3://b/ünï"]),
             ("azure-blob://c/dir/n\u{0303}o.png", &["azure-blob://c/dir/n\u{0303}o.png"]),
             ("xs3://b/not.png s3:// alone", &[]),
+            (" s3://b/a b.jpg\n", &["s3://b/a b.jpg"]),
+            ("<img src=s3://b/x.png>", &["s3://b/x.png"]),
             (r#""s3://b/unterminated"#, &["s3://b/unterminated"]),
         ];
         for (text, want) in rows {
