@@ -1,6 +1,8 @@
 //! The project's labeling config (Label Studio's XML `label_config`), read with a maintained XML
 //! parser: whether it is well-formed, and which data field its first object tag reads.
 
+use std::sync::Mutex;
+
 /// Checks that `config` is one well-formed XML document.
 ///
 /// # Errors
@@ -15,7 +17,21 @@ pub fn check(config: &str) -> Result<(), String> {
 /// Label Studio shows blob-mode tasks' `$undefined$` under this name
 /// (`core/label_config.py::replace_task_data_undefined_with_config_field`, which takes the first
 /// of the project's `data_types`). `None` for a config that is not well-formed or has no such tag.
+///
+/// Called for every task shown or exported, mostly with the same config: the last answer is
+/// kept, so a page of 10,000 tasks parses the XML once.
 pub fn first_data_key(config: &str) -> Option<String> {
+    static LAST: Mutex<Option<(String, Option<String>)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, key)) = last.as_ref().filter(|(seen, _)| seen == config) {
+        return key.clone();
+    }
+    let key = read_data_key(config);
+    *last = Some((config.to_string(), key.clone()));
+    key
+}
+
+fn read_data_key(config: &str) -> Option<String> {
     let doc = roxmltree::Document::parse(config).ok()?;
     doc.descendants()
         .filter(roxmltree::Node::is_element)
