@@ -16,7 +16,9 @@ CACHE=${STOWAGE_CACHE:-$HOME/.cache/stowage}
 ROOT=$CACHE/garage
 GARAGE=${GARAGE_BIN:-$ROOT/bin/garage}
 BUCKET=stowage-test
-REGION=us-east-1
+# Not us-east-1 (the region a storage without region_name starts from), so tests see the
+# region found (GetBucketLocation) and a wrong region_name refused.
+REGION=garage
 
 NAME=garage
 # shellcheck source=tests/emulators/lib.sh

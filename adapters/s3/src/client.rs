@@ -1,12 +1,14 @@
-//! Requests to S3: addressing and signing; the transport is `stowage_sdk::http`.
+//! Requests to S3: addressing, the bucket's region and signing; the transport is `stowage_sdk::http`.
 
+use std::cell::OnceCell;
 use std::time::{Duration, SystemTime};
 
 use stowage_sdk::Error;
 use stowage_sdk::http::{Endpoint, Request, Response, encode_key, query_string};
 
-use crate::config::S3Config;
-use crate::sign;
+use crate::config::{DEFAULT_REGION, S3Config};
+use crate::error::S3Failure;
+use crate::{sign, xml};
 
 /// Where requests for one bucket go.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,7 +24,7 @@ impl Addressing {
     /// `https://{bucket}.s3.{region}.amazonaws.com/{key}`, or path-style on
     /// `s3.{region}.amazonaws.com` for a bucket name with dots (a dotted name breaks the
     /// `*.s3.{region}.amazonaws.com` certificate, as botocore also knows).
-    pub fn of(config: &S3Config) -> Addressing {
+    pub fn of(config: &S3Config, region: &str) -> Addressing {
         let bucket = match &config.endpoint {
             Some(e) => Endpoint {
                 https: e.https,
@@ -31,12 +33,12 @@ impl Addressing {
             },
             None if config.bucket.contains('.') => Endpoint {
                 https: true,
-                authority: format!("s3.{}.amazonaws.com", config.region),
+                authority: format!("s3.{region}.amazonaws.com"),
                 base_path: format!("/{}", config.bucket),
             },
             None => Endpoint {
                 https: true,
-                authority: format!("{}.s3.{}.amazonaws.com", config.bucket, config.region),
+                authority: format!("{}.s3.{region}.amazonaws.com", config.bucket),
                 base_path: String::new(),
             },
         };
@@ -60,21 +62,100 @@ impl Addressing {
     }
 }
 
+/// The region requests are signed for, and the addressing that goes with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bound {
+    pub region: String,
+    pub addressing: Addressing,
+}
+
+/// What a request is about: the bucket itself or one object (raw key).
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    Bucket,
+    Object(&'a str),
+}
+
 /// A configured S3 client for one storage.
 pub struct Client {
     pub config: S3Config,
-    pub addressing: Addressing,
+    /// Set on first use: `region_name`, or the bucket's region found by [`Client::discover_region`]
+    /// when `region_name` is empty. Kept for the life of the instance.
+    bound: OnceCell<Bound>,
 }
 
 impl Client {
     pub fn new(config: S3Config) -> Client {
-        let addressing = Addressing::of(&config);
-        Client { config, addressing }
+        let bound = OnceCell::new();
+        if let Some(region) = &config.region {
+            let _ = bound.set(Bound { region: region.clone(), addressing: Addressing::of(&config, region) });
+        }
+        Client { config, bound }
     }
 
-    /// Signs (when credentials are set) and sends `request`. Any HTTP status is a response;
-    /// only a transport failure is an error.
-    pub fn send(&self, mut request: Request) -> Result<Response, Error> {
+    /// Region and addressing, discovering the bucket's region first when `region_name` is empty.
+    ///
+    /// # Errors
+    /// A transport failure of the discovery request (not cached: the next call tries again).
+    pub fn bound(&self) -> Result<&Bound, Error> {
+        if let Some(bound) = self.bound.get() {
+            return Ok(bound);
+        }
+        let region = self.discover_region()?;
+        let addressing = Addressing::of(&self.config, &region);
+        Ok(self.bound.get_or_init(|| Bound { region, addressing }))
+    }
+
+    /// The bucket's region, as boto3 finds it for a client without one: GetBucketLocation signed
+    /// for `us-east-1` (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketLocation.html>;
+    /// an empty `LocationConstraint` is `us-east-1`, the legacy `EU` is `eu-west-1`); a refusal
+    /// that names the region (the `x-amz-bucket-region` header of AWS, the `<Region>` of an
+    /// `AuthorizationHeaderMalformed` document, which S3-compatible servers such as Garage and
+    /// MinIO send); else a HeadBucket for its `x-amz-bucket-region` header (AWS sends it even
+    /// with a 403, when GetBucketLocation is not allowed). When nothing names a region,
+    /// `us-east-1`, and the real request reports what is wrong.
+    pub fn discover_region(&self) -> Result<String, Error> {
+        let probe =
+            Bound { region: DEFAULT_REGION.to_string(), addressing: Addressing::of(&self.config, DEFAULT_REGION) };
+        let response = self.send_with(&probe, "GET", Target::Bucket, &[("location", "")], vec![], vec![])?;
+        if response.is_success() {
+            if let Some(region) = xml::parse_location(&response.body) {
+                return Ok(region);
+            }
+        } else if let Some(region) = failure(&response).region {
+            return Ok(region);
+        }
+        let response = self.send_with(&probe, "HEAD", Target::Bucket, &[], vec![], vec![])?;
+        Ok(failure(&response).region.unwrap_or_else(|| DEFAULT_REGION.to_string()))
+    }
+
+    /// Signs (when credentials are set) and sends a request about `target`. Any HTTP status is
+    /// a response; only a transport failure is an error.
+    pub fn send(
+        &self,
+        method: &'static str,
+        target: Target,
+        query: &[(&str, &str)],
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<Response, Error> {
+        self.send_with(self.bound()?, method, target, query, headers, body)
+    }
+
+    fn send_with(
+        &self,
+        bound: &Bound,
+        method: &'static str,
+        target: Target,
+        query: &[(&str, &str)],
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<Response, Error> {
+        let path = match target {
+            Target::Bucket => bound.addressing.bucket_path(query),
+            Target::Object(key) => bound.addressing.object_path(key, query),
+        };
+        let mut request: Request = bound.addressing.bucket.request(method, path, headers, body);
         request.set_content_length();
         if let Some(credentials) = &self.config.credentials {
             let url = request.url();
@@ -83,7 +164,7 @@ impl Client {
                 &url,
                 &request.headers,
                 &request.body,
-                &self.config.region,
+                &bound.region,
                 credentials,
                 SystemTime::now(),
             )
@@ -102,17 +183,23 @@ impl Client {
         query: &[(&str, &str)],
         expires_in: Duration,
     ) -> Result<String, Error> {
-        let url = self.addressing.url(&self.addressing.object_path(key, query));
+        let bound = self.bound()?;
+        let url = bound.addressing.url(&bound.addressing.object_path(key, query));
         match &self.config.credentials {
             None => Ok(url),
             Some(credentials) => {
-                sign::presign_url(method, &url, &self.config.region, credentials, SystemTime::now(), expires_in)
-                    .map_err(|e| {
-                        Error::InvalidConfig(format!("cannot presign s3://{}/{key}: {}", self.config.bucket, e.0))
-                    })
+                sign::presign_url(method, &url, &bound.region, credentials, SystemTime::now(), expires_in).map_err(
+                    |e| Error::InvalidConfig(format!("cannot presign s3://{}/{key}: {}", self.config.bucket, e.0)),
+                )
             }
         }
     }
+}
+
+/// A failed response, classified; the region comes from `x-amz-bucket-region` or the error document.
+pub fn failure(response: &Response) -> S3Failure {
+    let region = response.header("x-amz-bucket-region").map(str::to_string);
+    S3Failure::new(response.status, &response.body, region, response.retry_after())
 }
 
 #[cfg(test)]
@@ -123,7 +210,7 @@ mod tests {
         S3Config {
             bucket: bucket.into(),
             prefix: None,
-            region: "eu-west-1".into(),
+            region: Some("eu-west-1".into()),
             endpoint: endpoint.map(|e| Endpoint::parse(e).unwrap()),
             credentials: None,
             sse_kms_key_id: None,
@@ -132,7 +219,7 @@ mod tests {
 
     #[test]
     fn aws_virtual_hosted() {
-        let a = Addressing::of(&config("my-bucket", None));
+        let a = Addressing::of(&config("my-bucket", None), "eu-west-1");
         assert_eq!(a.url(&a.object_path("a b.txt", &[])), "https://my-bucket.s3.eu-west-1.amazonaws.com/a%20b.txt");
         assert_eq!(
             a.url(&a.bucket_path(&[("list-type", "2")])),
@@ -142,17 +229,17 @@ mod tests {
 
     #[test]
     fn aws_dotted_bucket_is_path_style() {
-        let a = Addressing::of(&config("my.bucket", None));
+        let a = Addressing::of(&config("my.bucket", None), "eu-west-1");
         assert_eq!(a.url(&a.object_path("k", &[])), "https://s3.eu-west-1.amazonaws.com/my.bucket/k");
         assert_eq!(a.url(&a.bucket_path(&[])), "https://s3.eu-west-1.amazonaws.com/my.bucket");
     }
 
     #[test]
     fn endpoint_path_style() {
-        let a = Addressing::of(&config("stowage-test", Some("http://127.0.0.1:3900")));
+        let a = Addressing::of(&config("stowage-test", Some("http://127.0.0.1:3900")), "eu-west-1");
         assert_eq!(a.url(&a.object_path("dir/x#1.json", &[])), "http://127.0.0.1:3900/stowage-test/dir/x%231.json");
         assert_eq!(a.url(&a.bucket_path(&[])), "http://127.0.0.1:3900/stowage-test");
-        let a = Addressing::of(&config("b", Some("https://minio.example.com/s3/")));
+        let a = Addressing::of(&config("b", Some("https://minio.example.com/s3/")), "eu-west-1");
         assert_eq!(a.url(&a.object_path("k", &[])), "https://minio.example.com/s3/b/k");
     }
 

@@ -7,7 +7,8 @@ use stowage_sdk::http::Endpoint;
 use stowage_sdk::object_store::prefix_setting;
 use stowage_sdk::{Config, Error};
 
-/// Region used when `region_name` is empty, as boto3 does for S3.
+/// Region of requests that discover a bucket's region (`region_name` empty), and the region of
+/// a bucket when nothing says otherwise, as for boto3.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// The settings of one S3 storage.
@@ -19,8 +20,9 @@ pub struct S3Config {
     /// `prefix`: folder of the storage, without a trailing `/`, used by `check` and `export_key`
     /// (the host passes it to `list` as well). Default: none.
     pub prefix: Option<String>,
-    /// `region_name`: signing region. Default [`DEFAULT_REGION`].
-    pub region: String,
+    /// `region_name`: signing region. Default: none, i.e. the bucket's own region, discovered on
+    /// first use ([`crate::client::Client::discover_region`]).
+    pub region: Option<String>,
     /// `s3_endpoint`: an S3-compatible server (`http://127.0.0.1:3900`, `http(s)://host[:port][/base]`),
     /// addressed path-style.
     /// Default: none, i.e. AWS virtual-hosted addressing `https://{bucket}.s3.{region}.amazonaws.com`.
@@ -71,6 +73,12 @@ pub fn valid_bucket_name(bucket: &str) -> bool {
     (1..=255).contains(&bucket.len()) && bucket.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+/// A region name as AWS spells them (`eu-west-1`), or an S3-compatible server's own (`garage`):
+/// letters, digits and `-`, at most 32. Also applied to regions servers name in answers.
+pub fn valid_region(region: &str) -> bool {
+    (1..=32).contains(&region.len()) && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 impl S3Config {
     /// Parses and validates the settings. No I/O.
     ///
@@ -84,8 +92,8 @@ impl S3Config {
             )));
         }
         let prefix = prefix_setting(config);
-        let region = config.text("region_name").unwrap_or(DEFAULT_REGION).to_string();
-        if !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        let region = config.text("region_name").map(str::trim).filter(|r| !r.is_empty()).map(str::to_string);
+        if let Some(region) = region.as_deref().filter(|r| !valid_region(r)) {
             return Err(Error::InvalidConfig(format!("region_name {region:?} is not a valid region name")));
         }
         let endpoint = config.text("s3_endpoint").map(|raw| Endpoint::from_setting("s3_endpoint", raw)).transpose()?;
@@ -120,11 +128,11 @@ mod tests {
         Config { settings: own(pairs), secrets: own(secrets) }
     }
 
-    /// Defaults: region us-east-1, AWS addressing, anonymous.
+    /// Defaults: region discovered, AWS addressing, anonymous.
     #[test]
     fn defaults() {
         let c = S3Config::from_config(&config(&[("bucket", "b")], &[])).unwrap();
-        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.region, None);
         assert_eq!(c.endpoint, None);
         assert_eq!(c.credentials, None);
         assert_eq!(c.prefix, None);
@@ -139,7 +147,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.prefix.as_deref(), Some("a/b"));
-        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.region, None);
         assert_eq!(c.endpoint, None);
         assert_eq!(c.credentials, None);
     }

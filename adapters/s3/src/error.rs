@@ -9,6 +9,7 @@
 use stowage_sdk::http::{code_like, failure_detail};
 use stowage_sdk::{Error, ErrorKind};
 
+use crate::config::valid_region;
 use crate::xml::{ErrorBody, parse_error};
 
 /// Kind and documented meaning of an S3 error code; `None` for codes not listed here (the HTTP
@@ -124,7 +125,7 @@ impl S3Failure {
         // Codes come from the server: keep them only if they look like codes (`Kms.Disabled`).
         let code = parsed.as_ref().map(|e| e.code.clone()).filter(|c| code_like(c, b"."));
         let region = region.or_else(|| parsed.and_then(|e| e.region));
-        let region = region.filter(|r| r.len() <= 32 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        let region = region.filter(|r| valid_region(r));
         let kind = code.as_deref().and_then(code_kind).map_or_else(|| status_kind(status), |(kind, _)| kind);
         S3Failure { status, code, region, kind, retry_after }
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use md5::{Digest, Md5};
-use stowage_sdk::http::{Response, content_range_total, range_header};
+use stowage_sdk::http::{content_range_total, range_header};
 use stowage_sdk::object_store::{
     self as store, ListApi, ListRequest, blob_uri, bucket_uri, entry_from_headers, ranged_body,
 };
@@ -23,7 +23,7 @@ use stowage_sdk::{
     Method, Object, Page, Setting,
 };
 
-use crate::client::Client;
+use crate::client::{Client, Target, failure};
 use crate::config::S3Config;
 use crate::error::{S3Failure, code_kind};
 
@@ -60,17 +60,11 @@ impl S3 {
         blob_uri(SCHEME, self.bucket(), key)
     }
 
-    fn failure(response: &Response) -> S3Failure {
-        let region = response.header("x-amz-bucket-region").map(str::to_string);
-        S3Failure::new(response.status, &response.body, region, response.retry_after())
-    }
-
     /// One ListObjectsV2 call.
     fn list_objects(&self, list: &ListRequest) -> Result<Result<xml::ListBucketResult, S3Failure>, Error> {
-        let path = self.client.addressing.bucket_path(&list.query());
-        let response = self.client.send(self.client.addressing.bucket.request("GET", path, vec![], vec![]))?;
+        let response = self.client.send("GET", Target::Bucket, &list.query(), vec![], vec![])?;
         if !response.is_success() {
-            return Ok(Err(Self::failure(&response)));
+            return Ok(Err(failure(&response)));
         }
         xml::parse_list(&response.body)
             .map(Ok)
@@ -78,14 +72,22 @@ impl S3 {
     }
 
     fn head_bucket(&self) -> Result<Result<(), S3Failure>, Error> {
-        let path = self.client.addressing.bucket_path(&[]);
-        let response = self.client.send(self.client.addressing.bucket.request("HEAD", path, vec![], vec![]))?;
-        Ok(if response.is_success() { Ok(()) } else { Err(Self::failure(&response)) })
+        let response = self.client.send("HEAD", Target::Bucket, &[], vec![], vec![])?;
+        Ok(if response.is_success() { Ok(()) } else { Err(failure(&response)) })
     }
 
-    /// Label Studio's messages for a failed connection check (`s3/models.py::validate_connection`).
+    /// Label Studio's messages for a failed connection check (`s3/models.py::validate_connection`),
+    /// and one naming `region_name` when the server says the bucket is in another region (the
+    /// message starts with the setting's name, so the host reports it under that field).
     fn check_failure(&self, failure: S3Failure, bucket_request: bool) -> Error {
         let bucket = self.bucket();
+        if let (Some(given), Some(actual)) = (&self.client.config.region, &failure.region)
+            && given != actual
+        {
+            return Error::InvalidConfig(format!(
+                "region_name \"{given}\" does not match the region of bucket {bucket}, \"{actual}\"; set region_name to \"{actual}\" or leave it empty to have it found"
+            ));
+        }
         match failure.kind {
             ErrorKind::Denied => Error::Denied(format!("Cannot connect to S3 {bucket} with specified AWS credentials")),
             ErrorKind::NotFound if failure.is_no_such_bucket() || (bucket_request && failure.code.is_none()) => {
@@ -96,12 +98,11 @@ impl S3 {
     }
 
     fn delete_one(&self, key: &str) -> Result<(), Error> {
-        let path = self.client.addressing.object_path(key, &[]);
-        let response = self.client.send(self.client.addressing.bucket.request("DELETE", path, vec![], vec![]))?;
+        let response = self.client.send("DELETE", Target::Object(key), &[], vec![], vec![])?;
         if response.is_success() || response.status == 404 {
             return Ok(());
         }
-        Err(Self::failure(&response).into_error(&self.what(key)))
+        Err(failure(&response).into_error(&self.what(key)))
     }
 
     /// DeleteObjects for up to 1000 XML-safe keys. `Ok(false)` when the server does not
@@ -112,10 +113,9 @@ impl S3 {
             ("content-type".to_string(), "application/xml".to_string()),
             ("content-md5".to_string(), BASE64.encode(Md5::digest(&body))),
         ];
-        let path = self.client.addressing.bucket_path(&[("delete", "")]);
-        let response = self.client.send(self.client.addressing.bucket.request("POST", path, headers, body))?;
+        let response = self.client.send("POST", Target::Bucket, &[("delete", "")], headers, body)?;
         if !response.is_success() {
-            let failure = Self::failure(&response);
+            let failure = failure(&response);
             if failure.kind == ErrorKind::Unsupported {
                 return Ok(false);
             }
@@ -154,7 +154,10 @@ impl Backend for S3 {
                     "prefix",
                     "Folder inside the bucket (optional); an import storage lists only keys under it",
                 ),
-                Setting::text("region_name", "AWS region of the bucket, e.g. us-east-1 (the default)"),
+                Setting::text(
+                    "region_name",
+                    "AWS region of the bucket, e.g. eu-west-1; empty: the bucket's own region, found on first use",
+                ),
                 Setting::text(
                     "s3_endpoint",
                     "Endpoint of an S3-compatible server, e.g. https://minio.example.com (path-style); empty for AWS",
@@ -231,25 +234,23 @@ impl Backend for S3 {
     }
 
     fn stat(&self, key: &str) -> Result<Entry, Error> {
-        let path = self.client.addressing.object_path(key, &[]);
-        let response = self.client.send(self.client.addressing.bucket.request("HEAD", path, vec![], vec![]))?;
+        let response = self.client.send("HEAD", Target::Object(key), &[], vec![], vec![])?;
         if !response.is_success() {
-            return Err(Self::failure(&response).into_error(&self.what(key)));
+            return Err(failure(&response).into_error(&self.what(key)));
         }
         Ok(entry_from_headers(key, &response))
     }
 
     fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Object, Error> {
-        let path = self.client.addressing.object_path(key, &[]);
         let headers = range.iter().map(|r| ("range".to_string(), range_header(r))).collect();
-        let response = self.client.send(self.client.addressing.bucket.request("GET", path, headers, vec![]))?;
+        let response = self.client.send("GET", Target::Object(key), &[], headers, vec![])?;
         if response.status == 416
             && let Some(total) = response.header("content-range").and_then(content_range_total)
         {
             return Ok(store::past_the_end(&response, total));
         }
         if !response.is_success() {
-            return Err(Self::failure(&response).into_error(&self.what(key)));
+            return Err(failure(&response).into_error(&self.what(key)));
         }
         let entry = entry_from_headers(key, &response);
         let content_type = response.header("content-type").map(str::to_string);
@@ -263,7 +264,6 @@ impl Backend for S3 {
     }
 
     fn put(&self, key: &str, body: Vec<u8>, content_type: Option<String>) -> Result<(), Error> {
-        let path = self.client.addressing.object_path(key, &[]);
         let mut headers = Vec::new();
         if let Some(ct) = content_type.filter(|c| !c.is_empty()) {
             headers.push(("content-type".to_string(), ct));
@@ -272,9 +272,9 @@ impl Backend for S3 {
             headers.push(("x-amz-server-side-encryption".to_string(), "aws:kms".to_string()));
             headers.push(("x-amz-server-side-encryption-aws-kms-key-id".to_string(), kms.clone()));
         }
-        let response = self.client.send(self.client.addressing.bucket.request("PUT", path, headers, body))?;
+        let response = self.client.send("PUT", Target::Object(key), &[], headers, body)?;
         if !response.is_success() {
-            return Err(Self::failure(&response).into_error(&self.what(key)));
+            return Err(failure(&response).into_error(&self.what(key)));
         }
         Ok(())
     }
@@ -383,11 +383,11 @@ mod tests {
         assert_eq!(open(&[("bucket", "b")], &[]).export_key(7), "7");
     }
 
-    /// Presigned GETs carry the guessed content type and the exact TTL.
+    /// Presigned GETs carry the guessed content type, the exact TTL and the region's scope.
     #[test]
     fn presign_get_and_put() {
         let s3 = open(
-            &[("bucket", "b"), ("s3_endpoint", "http://127.0.0.1:3900")],
+            &[("bucket", "b"), ("s3_endpoint", "http://127.0.0.1:3900"), ("region_name", "eu-west-3")],
             &[("aws_access_key_id", "GK0123"), ("aws_secret_access_key", "s3cr3t")],
         );
         let get = s3.presign(Method::Get, "dir/a b.jpg", 90).unwrap();
@@ -396,6 +396,7 @@ mod tests {
             "{get}"
         );
         assert!(get.contains("X-Amz-Expires=90&"), "{get}");
+        assert!(get.contains("%2Feu-west-3%2Fs3%2Faws4_request"), "{get}");
         assert!(!get.contains("s3cr3t"));
         let put = s3.presign(Method::Put, "x.json", 60).unwrap();
         assert!(put.starts_with("http://127.0.0.1:3900/b/x.json?X-Amz-"), "{put}");

@@ -90,6 +90,25 @@ pub fn parse_error(body: &[u8]) -> Option<ErrorBody> {
     quick_xml::de::from_str::<ErrorBody>(text).ok().filter(|e| !e.code.is_empty())
 }
 
+/// GetBucketLocation's `<LocationConstraint>region</LocationConstraint>`: the region, with AWS's
+/// two legacy spellings mapped (empty: `us-east-1`; `EU`: `eu-west-1`). `None` for a body that
+/// is not such a document or names no valid region.
+pub fn parse_location(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct LocationConstraint {
+        #[serde(default, rename = "$text")]
+        region: Option<String>,
+    }
+    let text = std::str::from_utf8(body).ok().filter(|t| t.contains("<LocationConstraint"))?;
+    let parsed: LocationConstraint = quick_xml::de::from_str(text).ok()?;
+    let region = match parsed.region.as_deref().map(str::trim) {
+        None | Some("") => crate::config::DEFAULT_REGION,
+        Some("EU") => "eu-west-1",
+        Some(region) => region,
+    };
+    crate::config::valid_region(region).then(|| region.to_string())
+}
+
 pub fn parse_delete_result(body: &[u8]) -> Result<DeleteResult, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(DeleteResult::default());
@@ -214,5 +233,24 @@ mod tests {
         assert_eq!(r.errors.len(), 1);
         assert_eq!((r.errors[0].key.as_str(), r.errors[0].code.as_str()), ("b", "AccessDenied"));
         assert!(parse_delete_result(b"").unwrap().errors.is_empty());
+    }
+
+    /// GetBucketLocation answers of AWS (empty = us-east-1, `EU`) and of Garage.
+    #[test]
+    fn location_constraints() {
+        let doc = |inner: &str| {
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{inner}</LocationConstraint>"#
+            )
+        };
+        assert_eq!(parse_location(doc("eu-central-1").as_bytes()).as_deref(), Some("eu-central-1"));
+        assert_eq!(parse_location(doc("").as_bytes()).as_deref(), Some("us-east-1"));
+        assert_eq!(parse_location(doc("EU").as_bytes()).as_deref(), Some("eu-west-1"));
+        assert_eq!(parse_location(doc("garage").as_bytes()).as_deref(), Some("garage"));
+        let empty = r#"<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>"#;
+        assert_eq!(parse_location(empty.as_bytes()).as_deref(), Some("us-east-1"));
+        assert_eq!(parse_location(doc("a/b").as_bytes()), None);
+        assert_eq!(parse_location(b"not xml <"), None);
+        assert_eq!(parse_location(b"<html><body>hello</body></html>"), None);
     }
 }

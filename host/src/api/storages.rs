@@ -18,8 +18,9 @@ use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{
     AdapterInfo, DEFAULT_MAX_DELETE_PERCENT, DEFAULT_PRESIGN_TTL_MINUTES, Direction, GrantRequest,
-    MAX_PRESIGN_TTL_MINUTES, OnChange, OnDelete, SettingKind, Storage,
+    MAX_PRESIGN_TTL_MINUTES, OnChange, OnDelete, SettingKind, SettingSpec, Storage,
 };
+use crate::error::{ErrorKind, StorageError};
 use crate::plugin::ConnectError;
 use crate::plugin::{Adapter, grants};
 use crate::sync;
@@ -294,7 +295,22 @@ async fn validate_connection(app: &App, s: &Storage) -> ApiResult<()> {
         ConnectError::Refused { field, message } => ApiError::field(&field, message),
     })?;
     // The adapter's message is shown as is (Label Studio's own wording, e.g. "Cannot find bucket b in S3").
-    session.check(s.direction).await.map_err(|e| ApiError::field("non_field_errors", e.message))
+    let checked = session.check(s.direction).await;
+    checked.map_err(|e| {
+        let field = setting_blamed(&session.info().settings, &e).unwrap_or("non_field_errors");
+        ApiError::field(field, e.message)
+    })
+}
+
+/// The setting an adapter's `invalid-config` message is about: the message starts with the
+/// setting's name (`region_name "eu-west-1" does not match ...`), so it is reported under that
+/// field, as Label Studio's serializers report a field's problem (WIT `error.invalid-config`).
+fn setting_blamed<'a>(settings: &'a [SettingSpec], e: &StorageError) -> Option<&'a str> {
+    if e.kind != ErrorKind::InvalidConfig {
+        return None;
+    }
+    let first = e.message.split([' ', ':']).next()?;
+    settings.iter().map(|s| s.name.as_str()).find(|name| *name == first)
 }
 
 /// A storage as the API returns it: common fields, then the type's fields; never secrets.
