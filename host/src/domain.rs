@@ -497,6 +497,9 @@ pub struct SyncCounters {
     pub failures_unreported: u64,
     /// Tasks linked to the storage when the run started (Label Studio's `tasks_existed`).
     pub tasks_existed: Option<u64>,
+    /// Tasks not created because another storage of the project already imported their object
+    /// (the same bucket connected twice); Label Studio would create them again.
+    pub tasks_already_imported: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

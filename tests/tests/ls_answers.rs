@@ -244,3 +244,65 @@ async fn symlinked_folders_are_imported_once_per_real_folder() {
     let localfs = adapters.as_array().unwrap().iter().find(|a| a["type"] == "localfiles").unwrap();
     assert_eq!((&localfs["status"], &localfs["failures_total"]), (&json!("active"), &json!(0)));
 }
+
+/// The same folder connected twice to one project (a script that re-runs "connect + sync"):
+/// tasks stay unique per project and object. The second storage creates nothing and its `meta`
+/// says how many tasks it found imported (`tasks_already_imported`), in blob mode and in JSON
+/// mode alike; another project imports the objects for itself. Label Studio creates every task
+/// again. When the first storage is deleted its tasks stay, no longer linked, and the second
+/// storage then imports the objects as its own (as Label Studio would).
+#[tokio::test]
+async fn the_same_folder_connected_twice_imports_each_object_once_per_project() {
+    let svc = Service::start().await;
+    let blobs = svc.dir("twice/blobs", &[("a.jpg", b"A"), ("sub/b.jpg", b"B")]);
+    let files = svc.dir("twice/tasks", &[("t.jsonl", b"{\"text\": \"1\"}\n{\"text\": \"2\"}\n{\"text\": \"3\"}\n")]);
+    let connect = |project: i64, path: &std::path::Path, blob: bool| {
+        let body = json!({"project": project, "path": path, "use_blob_urls": blob, "recursive_scan": true});
+        let svc = &svc;
+        async move {
+            let r = svc.post("/api/storages/localfiles", body).await;
+            assert_eq!(r.status, 201, "{:?}", r.body);
+            format!("/api/storages/localfiles/{}", r.body["id"])
+        }
+    };
+    let synced = |storage: String| {
+        let svc = &svc;
+        async move {
+            let s = svc.sync(&storage).await.body;
+            (s["status"].as_str().unwrap().to_string(), s["last_sync_count"].as_i64().unwrap(), s["meta"].clone())
+        }
+    };
+    let count = |project: i64| {
+        let svc = &svc;
+        async move { svc.get(&format!("/api/projects/{project}")).await.body["task_number"].as_i64().unwrap() }
+    };
+    let project = svc.project(r#"<View><Image name="i" value="$image"/></View>"#).await;
+    for (path, blob, tasks) in [(&blobs, true, 2), (&files, false, 3)] {
+        let first = connect(project, path, blob).await;
+        let (status, created, meta) = synced(first.clone()).await;
+        assert_eq!((status.as_str(), created, &meta["tasks_already_imported"]), ("completed", tasks, &json!(0)));
+        let second = connect(project, path, blob).await;
+        for run in 1..=2 {
+            let (status, created, meta) = synced(second.clone()).await;
+            assert_eq!(
+                (status.as_str(), created, &meta["tasks_already_imported"], &meta["tasks_created"]),
+                ("completed", 0, &json!(tasks), &json!(0)),
+                "{path:?} run {run}"
+            );
+        }
+    }
+    assert_eq!(count(project).await, 5);
+
+    // Another project is not the same: it imports the folder for itself.
+    let other = svc.project(r#"<View><Image name="i" value="$image"/></View>"#).await;
+    let (_, created, meta) = synced(connect(other, &blobs, true).await).await;
+    assert_eq!((created, &meta["tasks_already_imported"]), (2, &json!(0)));
+
+    // Deleting the storage that imported the blobs leaves its tasks; the twin imports anew.
+    let storages = svc.get(&format!("/api/storages/localfiles?project={project}")).await.body;
+    let ids: Vec<i64> = storages.as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    assert_eq!(svc.delete(&format!("/api/storages/localfiles/{}", ids[0])).await.status, 204);
+    let (_, created, meta) = synced(format!("/api/storages/localfiles/{}", ids[1])).await;
+    assert_eq!((created, &meta["tasks_already_imported"]), (2, &json!(0)));
+    assert_eq!(count(project).await, 7);
+}

@@ -4,7 +4,7 @@
 //! plus what is S3's own: SigV4 presigned URLs, garage's answer to an expired one, and the SSRF
 //! policy on loopback, private and metadata endpoints.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use stowage_tests::object_store::{self, ObjectStore, refusal};
 use stowage_tests::{Service, s3_env};
 
@@ -40,6 +40,66 @@ async fn presigned_and_proxied_uris_return_the_right_bytes_for_special_keys() {
     keys.proxied(&svc).await;
     keys.uris_inside_text(&svc, &s3).await;
     keys.unserved_and_raw_uris(&svc, &s3, "another-bucket").await;
+}
+
+/// An empty `region_name` finds the bucket's region (the test server's is `garage`, not the
+/// `us-east-1` discovery starts from), and listing, presigned URLs and proxying use it; a wrong
+/// one is refused on create and on validate under `region_name`, with the region to set.
+#[tokio::test]
+async fn an_empty_region_is_found_and_a_wrong_one_is_refused_under_region_name() {
+    let Some(s3) = s3_env() else { return };
+    assert_ne!(s3.region, "us-east-1", "discovery is only tested with a server outside the default region");
+    let svc = Service::start().await;
+    let keys = object_store::special_keys(&svc, &s3, json!({"region_name": ""})).await;
+    let scope = format!("%2F{}%2Fs3%2Faws4_request", s3.region);
+    for (key, location) in keys.presigned(&svc).await {
+        assert!(location.contains(&scope), "{key}: {location}");
+    }
+    keys.proxied(&svc).await;
+
+    let project = svc.project("<View></View>").await;
+    let message = format!(
+        "region_name \"eu-west-1\" does not match the region of bucket {bucket}, \"{region}\"; set region_name to \"{region}\" or leave it empty to have it found",
+        bucket = s3.bucket,
+        region = s3.region
+    );
+    // Without a prefix (HeadBucket, then a listing for the error document) and with one.
+    for prefix in ["", keys.prefix.as_str()] {
+        let mut fields = s3.prefix_fields(prefix);
+        fields["project"] = json!(project);
+        fields["region_name"] = json!("eu-west-1");
+        for path in ["/api/storages/s3", "/api/storages/s3/validate", "/api/storages/export/s3"] {
+            let r = svc.post(path, fields.clone()).await;
+            assert_eq!(r.status, 400, "{path}: {:?}", r.body);
+            assert_eq!(r.body["validation_errors"], json!({"region_name": [message]}), "{path} {prefix:?}");
+        }
+    }
+    let r = svc.get(&format!("/api/storages/s3?project={project}")).await;
+    assert_eq!(r.body, json!([]));
+}
+
+/// A bucket connected twice to one project, once narrowed to a folder and once whole (filtered
+/// to that folder by `regex_filter`): the second storage finds the folder's objects imported
+/// and creates nothing; its `meta` counts them.
+#[tokio::test]
+async fn a_folder_and_its_whole_bucket_in_one_project_import_each_object_once() {
+    let Some(s3) = s3_env() else { return };
+    let svc = Service::start().await;
+    let prefix = stowage_tests::unique_prefix("twice");
+    let objects: Vec<(String, Vec<u8>)> = (0..3).map(|i| (format!("{prefix}/{i}.txt"), vec![b'x'; i])).collect();
+    object_store::seed(&svc, &s3, &objects).await;
+    let project = svc.project("<View></View>").await;
+    let folder = object_store::create(&svc, "s3", project, s3.blob_fields(&prefix)).await;
+    assert_eq!(object_store::sync(&svc, "s3", folder).await.1, 3);
+    let mut whole = s3.blob_fields("");
+    whole["recursive_scan"] = json!(true);
+    whole["regex_filter"] = json!(format!("{prefix}/.*"));
+    let whole = object_store::create(&svc, "s3", project, whole).await;
+    let (status, created, answer) = object_store::sync(&svc, "s3", whole).await;
+    assert_eq!((status.as_str(), created, &answer["meta"]["tasks_already_imported"]), ("completed", 0, &json!(3)));
+    let uris: Vec<Value> =
+        object_store::raw_data(&svc, project).await.into_iter().map(|d| d["$undefined$"].clone()).collect();
+    assert_eq!(uris, objects.iter().map(|(k, _)| json!(s3.uri(k))).collect::<Vec<_>>());
 }
 
 #[tokio::test]

@@ -18,6 +18,33 @@ use super::sandbox::{Sandbox, elapsed, new_store, oversized, trap_with_fault};
 use crate::domain::{AdapterInfo, Direction, Entry, ObjectData, Page};
 use crate::error::{ErrorKind, StorageError};
 
+/// The setting that only narrows a storage to a folder of its bucket (Label Studio's `prefix`).
+const PREFIX_SETTING: &str = "prefix";
+
+/// SHA-256 of a storage type and its settings and secrets, `skip` left out. Length-prefixed, so
+/// no two configurations hash the same bytes.
+fn configuration_hash(
+    type_name: &str,
+    settings: &[(String, String)],
+    secrets: &[(String, String)],
+    skip: Option<&str>,
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(type_name.as_bytes());
+    for list in [settings, secrets] {
+        let kept: Vec<_> = list.iter().filter(|(k, _)| Some(k.as_str()) != skip).collect();
+        h.update((kept.len() as u64).to_le_bytes());
+        for (k, v) in kept {
+            for part in [k, v] {
+                h.update((part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+        }
+    }
+    h.finalize().into()
+}
+
 struct Live {
     store: Store<Sandbox>,
     bindings: Bindings,
@@ -32,6 +59,8 @@ pub struct Session {
     cache: Arc<HostCache>,
     /// SHA-256 of the storage type and its whole configuration: its namespace in `cache`.
     namespace: [u8; 32],
+    /// The same without the prefix: where objects come from ([`Session::origin`]).
+    origin: [u8; 32],
     grant: Grant,
     settings: Vec<(String, String)>,
     secrets: Vec<(String, String)>,
@@ -91,21 +120,17 @@ impl Session {
         settings: Vec<(String, String)>,
         secrets: Vec<(String, String)>,
     ) -> Session {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(adapter.info.type_name.as_bytes());
-        for list in [&settings, &secrets] {
-            h.update((list.len() as u64).to_le_bytes());
-            for (k, v) in list {
-                // Length-prefixed, so no two configurations hash the same bytes.
-                for part in [k, v] {
-                    h.update((part.len() as u64).to_le_bytes());
-                    h.update(part.as_bytes());
-                }
-            }
-        }
-        let namespace = h.finalize().into();
-        Session { adapter, engine, limits, cache, namespace, grant, settings, secrets, live: None }
+        let namespace = configuration_hash(&adapter.info.type_name, &settings, &secrets, None);
+        let origin = configuration_hash(&adapter.info.type_name, &settings, &secrets, Some(PREFIX_SETTING));
+        Session { adapter, engine, limits, cache, namespace, origin, grant, settings, secrets, live: None }
+    }
+
+    /// SHA-256 of the storage's type and configuration but its prefix: two storages with equal
+    /// origins reach the same objects under the same URIs (`blob-uri`), whatever folder each
+    /// is narrowed to, while a URI alone does not say which server or account its object is on
+    /// (`azure-blob://container/key`).
+    pub fn origin(&self) -> [u8; 32] {
+        self.origin
     }
 
     /// SHA-256 of the adapter this session runs.

@@ -55,6 +55,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0003_background_sync.sql")),
         M::up(include_str!("migrations/0004_project_counts.sql")),
         M::up(include_str!("migrations/0005_open_object.sql")),
+        M::up(include_str!("migrations/0006_import_source.sql")),
     ])
 }
 

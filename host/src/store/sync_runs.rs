@@ -42,6 +42,9 @@ pub struct LinkState {
 /// task, else its position in the file (array element or JSONL line).
 pub struct ImportedObject {
     pub key: String,
+    /// Where the object comes from and how it is read, whichever storage lists it
+    /// (`sync::import::source`).
+    pub source: [u8; 32],
     pub etag: Option<String>,
     pub size: u64,
     pub last_modified: Option<u64>,
@@ -70,6 +73,9 @@ pub struct PageCommit<'a> {
     /// `Some` for a part of the page (task files too large for one commit): the cursor stays,
     /// and the key is the file left open (`Some(None)`: none), to go on with after a kill.
     pub part: Option<Option<&'a str>>,
+    /// Tasks of this page's objects that another storage of the project already linked, found
+    /// before reading them ([`Store::linked_elsewhere`]); added to `tasks_already_imported`.
+    pub already_imported: u64,
 }
 
 const RUN_COLS: &str = "id, storage_id, status, cursor, counters, listing_done, open_object";
@@ -259,6 +265,24 @@ impl Store {
         Ok(found)
     }
 
+    /// Of `sources`, those whose objects another storage of this storage's project linked, with
+    /// the number of rows it linked: they are not imported again (nor read).
+    pub fn linked_elsewhere(&self, storage_id: i64, sources: &[[u8; 32]]) -> Result<HashMap<[u8; 32], u64>> {
+        let conn = self.conn()?;
+        let mut found = HashMap::new();
+        if !other_sources(&conn, storage_id)? {
+            return Ok(found);
+        }
+        let mut stmt = conn.prepare_cached(&format!("SELECT COUNT(*) {LINKED_ELSEWHERE}"))?;
+        for source in sources {
+            let rows: i64 = stmt.query_row(params![source.as_slice(), storage_id], |r| r.get(0))?;
+            if rows > 0 {
+                found.insert(*source, rows as u64);
+            }
+        }
+        Ok(found)
+    }
+
     /// Number of tasks linked to this storage (Label Studio's `tasks_existed`).
     pub fn import_link_count(&self, storage_id: i64) -> Result<i64> {
         Ok(self
@@ -282,12 +306,16 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut inner = next_inner_id(&tx, page.project_id)?;
         let at = now();
-        let mut created = 0;
+        let (mut created, mut elsewhere) = (0, page.already_imported);
+        let others = other_sources(&tx, page.storage_id)?;
         for o in page.created {
             for (row, t) in &o.rows {
-                insert_link_task(&tx, page, o, *row, t, inner, &at)?;
-                inner += 1;
-                created += 1;
+                if insert_link_task(&tx, page, o, *row, t, inner, &at, others)? {
+                    inner += 1;
+                    created += 1;
+                } else {
+                    elsewhere += 1;
+                }
             }
         }
         let mut updated = 0;
@@ -303,9 +331,12 @@ impl Store {
                     .optional()?;
                 match existing {
                     None => {
-                        insert_link_task(&tx, page, o, *row, t, inner, &at)?;
-                        inner += 1;
-                        created += 1;
+                        if insert_link_task(&tx, page, o, *row, t, inner, &at, others)? {
+                            inner += 1;
+                            created += 1;
+                        } else {
+                            elsewhere += 1;
+                        }
                     }
                     // Annotated work is never overwritten: the task says its source changed.
                     Some((task_id, true)) => {
@@ -355,6 +386,7 @@ impl Store {
         }
         counters.tasks_created += created;
         counters.tasks_updated += updated;
+        counters.tasks_already_imported += elsewhere;
         match page.part {
             Some(open) => tx.execute(
                 "UPDATE sync_runs SET counters = ?2, created = ?3, open_object = ?4 WHERE id = ?1",
@@ -427,6 +459,27 @@ impl Store {
     }
 }
 
+/// Links of objects of `source` in other storages of the project of `storage_id`: the
+/// `import_links_source` index, then the storage's project.
+const LINKED_ELSEWHERE: &str = "FROM import_links l JOIN storages s ON s.id = l.storage_id
+    WHERE l.source = ?1 AND l.storage_id <> ?2 AND s.project_id = (SELECT project_id FROM storages WHERE id = ?2)";
+
+/// Whether the project of `storage_id` has another import storage, whose links could name the
+/// same objects (else nothing needs looking up).
+fn other_sources(conn: &rusqlite::Connection, storage_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM storages WHERE direction = 'import' AND id <> ?1
+         AND project_id = (SELECT project_id FROM storages WHERE id = ?1))",
+        )?
+        .query_row([storage_id], |r| r.get(0))?)
+}
+
+/// Creates the task of one row with its link, unless another storage of the project (if it has
+/// `others`) already linked that row of the same object (`Ok(false)`). Writers are serialised
+/// (`IMMEDIATE` transactions), so two storages syncing the same bucket at once cannot both
+/// create it.
+#[allow(clippy::too_many_arguments)]
 fn insert_link_task(
     tx: &Transaction,
     page: &PageCommit,
@@ -435,22 +488,34 @@ fn insert_link_task(
     t: &NewTask,
     inner: i64,
     at: &str,
-) -> Result<()> {
+    others: bool,
+) -> Result<bool> {
+    let row_index = row.unwrap_or(-1);
+    if others
+        && tx.prepare_cached(&format!("SELECT 1 {LINKED_ELSEWHERE} AND l.row_index = ?3 LIMIT 1"))?.exists(params![
+            o.source.as_slice(),
+            page.storage_id,
+            row_index
+        ])?
+    {
+        return Ok(false);
+    }
     let task_id = insert_task(tx, page.project_id, inner, t, None)?;
     tx.prepare_cached(
-        "INSERT INTO import_links (storage_id, task_id, key, row_index, etag, size, last_modified, seen_run, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO import_links (storage_id, task_id, key, row_index, etag, size, last_modified, seen_run, created_at, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         page.storage_id,
         task_id,
         o.key,
-        row.unwrap_or(-1),
+        row_index,
         o.etag,
         o.size as i64,
         o.last_modified.map(|m| m as i64),
         page.run_id,
-        at
+        at,
+        o.source.as_slice()
     ])?;
-    Ok(())
+    Ok(true)
 }

@@ -47,6 +47,7 @@ const FEED_BYTES: usize = 64 << 10;
 /// A task file to read in JSON mode.
 struct Work {
     entry: Entry,
+    source: [u8; 32],
     /// A linked object whose content changed (`sync_on_change: update`), else a new one.
     changed: bool,
     /// Rows below this one are already imported (a file resumed after a kill).
@@ -187,52 +188,80 @@ impl Import<'_> {
         let links = store::blocking(|| store.link_states(self.storage.id, &keys))?;
         let track = self.opts.sync_on_delete != OnDelete::Keep;
         // The file a killed run left half imported goes on after its last linked row.
-        let resumed = tracker.open_object.as_ref().and_then(|open| {
-            let last_row = links.get(open)?.last_row;
-            let entry = candidates.remove(candidates.iter().position(|e| e.key == *open)?);
-            Some(Work { entry, changed: false, from_row: last_row + 1 })
+        let resumed = tracker.open_object.clone().and_then(|open| {
+            let last_row = links.get(&open)?.last_row;
+            let entry = candidates.remove(candidates.iter().position(|e| e.key == open)?);
+            Some((entry, last_row + 1))
         });
         let Plan { new, changed, reappeared, mut seen } =
             stages::classify(candidates, &links, self.opts.sync_on_change, track);
-        if let Some(w) = resumed.as_ref().filter(|_| track) {
-            seen.push(w.entry.key.clone());
+        if let Some((entry, _)) = resumed.as_ref().filter(|_| track) {
+            seen.push(entry.key.clone());
         }
+        // Each object's URI, and where it comes from; new objects another storage of the
+        // project imported are left out, their tasks counted.
+        let mut new = located(session, self.blob_mode, new).await?;
+        let elsewhere = store::blocking(|| {
+            store.linked_elsewhere(self.storage.id, &new.iter().map(|(_, _, s)| *s).collect::<Vec<_>>())
+        })?;
+        new.retain(|(_, _, source)| !elsewhere.contains_key(source));
+        let already_imported = elsewhere.values().sum();
 
         let (created, changed) = if self.blob_mode {
-            let mut created = Vec::with_capacity(new.len());
-            for entry in new {
-                let uri = session.blob_uri(&entry.key).await?;
-                let task = NewTask { data: json!({ DATA_UNDEFINED: uri }), ..Default::default() };
-                created.push(object(entry, vec![(None, task)]));
-            }
+            let created = new
+                .into_iter()
+                .map(|(entry, uri, source)| {
+                    let task = NewTask { data: json!({ DATA_UNDEFINED: uri }), ..Default::default() };
+                    object(entry, source, vec![(None, task)])
+                })
+                .collect();
             // The task is the URI, which stays; only the link learns the new etag.
-            (created, changed.into_iter().map(|e| object(e, Vec::new())).collect())
+            let changed = located(session, self.blob_mode, changed).await?;
+            (created, changed.into_iter().map(|(e, _, source)| object(e, source, Vec::new())).collect())
         } else {
+            let resumed = match resumed {
+                Some((entry, from_row)) => {
+                    let (entry, _, source) = located(session, self.blob_mode, vec![entry]).await?.remove(0);
+                    Some(Work { entry, source, changed: false, from_row })
+                }
+                None => None,
+            };
+            let changed = located(session, self.blob_mode, changed).await?;
             let work = resumed
                 .into_iter()
-                .chain(new.into_iter().map(|entry| Work { entry, changed: false, from_row: i64::MIN }))
-                .chain(changed.into_iter().map(|entry| Work { entry, changed: true, from_row: i64::MIN }))
+                .chain(new.into_iter().map(|(entry, _, source)| Work {
+                    entry,
+                    source,
+                    changed: false,
+                    from_row: i64::MIN,
+                }))
+                .chain(changed.into_iter().map(|(entry, _, source)| Work {
+                    entry,
+                    source,
+                    changed: true,
+                    from_row: i64::MIN,
+                }))
                 .collect();
             self.task_files(session, helpers, work, tracker).await?
         };
         let last = Part { created: &created, changed: &changed, reappeared: &reappeared, seen: &seen, open: None };
-        self.commit(tracker, last, page.next_cursor.as_deref(), Some((listed, matched)))?;
+        self.commit(tracker, last, page.next_cursor.as_deref(), Some((listed, matched, already_imported)))?;
         tracker.cursor = page.next_cursor;
         Ok(())
     }
 
     /// Commits `part` of the page being imported: the whole rest of it with `cursor` when
-    /// `last` (the page's objects listed and matched), else tasks only, the cursor staying
-    /// where it is.
+    /// `last` (the page's objects listed and matched, and the tasks found imported by another
+    /// storage), else tasks only, the cursor staying where it is.
     fn commit(
         &self,
         tracker: &mut Tracker,
         part: Part,
         cursor: Option<&str>,
-        last: Option<(u64, u64)>,
+        last: Option<(u64, u64, u64)>,
     ) -> Result<(), SyncError> {
         let mut counters = tracker.counters.clone();
-        if let Some((listed, matched)) = last {
+        if let Some((listed, matched, _)) = last {
             counters.pages_done += 1;
             counters.objects_listed += listed;
             counters.objects_matched += matched;
@@ -247,6 +276,7 @@ impl Import<'_> {
             seen: part.seen,
             cursor,
             part: last.is_none().then_some(part.open),
+            already_imported: last.map_or(0, |(_, _, elsewhere)| elsewhere),
         };
         let store = &self.app.store;
         store::blocking(|| store.commit_page(&commit, &mut counters, &|c| tracker.meta_for(c)))?;
@@ -306,7 +336,8 @@ impl Import<'_> {
                         match objects.last_mut().filter(|o| o.key == w.entry.key && !o.complete) {
                             Some(o) => o.rows.extend(piece.rows),
                             None => {
-                                objects.push(ImportedObject { complete: false, ..object(w.entry.clone(), piece.rows) })
+                                let o = object(w.entry.clone(), w.source, piece.rows);
+                                objects.push(ImportedObject { complete: false, ..o })
                             }
                         }
                     }
@@ -368,8 +399,38 @@ struct Part<'a> {
     open: Option<&'a str>,
 }
 
-fn object(e: Entry, rows: Rows) -> ImportedObject {
-    ImportedObject { key: e.key, etag: e.etag, size: e.size, last_modified: e.last_modified, rows, complete: true }
+fn object(e: Entry, source: [u8; 32], rows: Rows) -> ImportedObject {
+    let (key, etag, size, last_modified) = (e.key, e.etag, e.size, e.last_modified);
+    ImportedObject { key, source, etag, size, last_modified, rows, complete: true }
+}
+
+/// Each entry with its URI (`blob-uri`) and its [`source`].
+async fn located(
+    session: &mut Session,
+    blob_mode: bool,
+    entries: Vec<Entry>,
+) -> Result<Vec<(Entry, String, [u8; 32])>, SyncError> {
+    let origin = session.origin();
+    let mut located = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let uri = session.blob_uri(&entry.key).await?;
+        let source = source(&origin, blob_mode, &uri);
+        located.push((entry, uri, source));
+    }
+    Ok(located)
+}
+
+/// What a link's tasks were made from, the same for every storage of a project that would make
+/// the same tasks of it: SHA-256 of the storage's [origin](Session::origin), of how the object
+/// is read (one blob task, or a task file's rows) and of its URI. A storage leaves out objects
+/// whose source another storage of its project linked (`Store::linked_elsewhere`).
+fn source(origin: &[u8; 32], blob_mode: bool, uri: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(origin);
+    h.update([u8::from(blob_mode)]);
+    h.update(uri.as_bytes());
+    h.finalize().into()
 }
 
 /// Runs (or continues) the import of `storage` recorded in `tracker`.
