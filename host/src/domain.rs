@@ -170,6 +170,9 @@ pub struct NewAnnotation {
     pub was_cancelled: bool,
     pub ground_truth: bool,
     pub lead_time: Option<f64>,
+    /// Timestamps in Label Studio's API format, when the task file gave them; else now.
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
 }
 
 /// A prediction to create (`result` as in annotations; `score` model confidence, if given).
@@ -178,6 +181,8 @@ pub struct NewPrediction {
     pub result: serde_json::Value,
     pub score: Option<f64>,
     pub model_version: String,
+    /// In Label Studio's API format, when the task file gave it; else now.
+    pub created_at: Option<String>,
 }
 
 /// A stored annotation; timestamps in Label Studio's API format.

@@ -306,3 +306,118 @@ async fn the_same_folder_connected_twice_imports_each_object_once_per_project() 
     assert_eq!((created, &meta["tasks_already_imported"]), (2, &json!(0)));
     assert_eq!(count(project).await, 7);
 }
+
+/// Annotations and predictions in a storage's task file keep Label Studio's task format:
+/// `result`, `was_cancelled`, `ground_truth`, `lead_time`, `completed_by` (a user's id, or an
+/// object with a user's email, as export documents have it), `created_at` and `updated_at`
+/// (Label Studio replaces them with the import time), `score`, `model_version`. A task naming
+/// an unknown user, or a timestamp that is not one, is skipped and reported with its line and
+/// Label Studio's words (Label Studio drops such annotations silently and keeps the task). Total
+/// and cancelled counts follow Label Studio, and export sync writes the imported annotations.
+#[tokio::test]
+async fn annotations_in_task_files_keep_their_fields_and_authors_and_are_exported() {
+    let svc = Service::start().await;
+    let me = svc.get("/api/current-user/whoami").await.body;
+    let (my_id, my_email) = (me["id"].as_i64().unwrap(), me["email"].as_str().unwrap().to_string());
+    let result = json!([{"from_name": "c", "to_name": "t", "type": "choices", "value": {"choices": ["yes"]}}]);
+    let lines = [
+        json!({"data": {"text": "one"},
+               "annotations": [
+                   {"result": result, "completed_by": my_id, "created_at": "2021-03-09T21:52:49.513742Z",
+                    "updated_at": "2021-03-09T22:16:08.746926Z", "lead_time": 12.5, "ground_truth": true},
+                   {"result": [], "was_cancelled": true, "completed_by": {"id": 777, "email": my_email},
+                    "created_at": "2021-03-10T08:00:00+02:00"}],
+               "predictions": [{"result": result, "score": 0.25, "model_version": "v7",
+                                "created_at": "2021-03-09T20:00:00.5Z"}]}),
+        json!({"data": {"text": "two"}, "annotations": [{"result": result, "completed_by": 999}]}),
+        json!({"data": {"text": "three"}, "annotations": [{"result": [], "completed_by": {"email": "nobody@example.com"}}]}),
+        json!({"data": {"text": "four"}, "annotations": [{"result": [], "created_at": "yesterday"}]}),
+        json!({"data": {"text": "five"}, "annotations": [{"result": result, "completed_by": "me"}]}),
+        json!({"data": {"text": "six"}, "annotations": [{"result": result}]}),
+    ];
+    let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let dir = svc.dir("annotated", &[("t.jsonl", jsonl.as_bytes())]);
+    let project = svc.project(r#"<View><Text name="t" value="$text"/><Choices name="c" toName="t"/></View>"#).await;
+    let r =
+        svc.post("/api/storages/localfiles", json!({"project": project, "path": dir, "use_blob_urls": false})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let s = svc.sync(&format!("/api/storages/localfiles/{}", r.body["id"])).await.body;
+    assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed_with_errors"), Some(2)));
+    assert_eq!(
+        s["traceback"].as_str().unwrap(),
+        "t.jsonl: line 2: annotation 0: Unknown annotator's ID 999\n\
+         t.jsonl: line 3: annotation 0: Unknown annotator's email nobody@example.com\n\
+         t.jsonl: line 4: annotation 0: \"created_at\" is not a date-time (like 2021-03-09T21:52:49.513742Z): \"yesterday\"\n\
+         t.jsonl: line 5: annotation 0: Import data contains completed_by=\"me\" which is not a valid annotator's email or ID"
+    );
+    assert_eq!(s["meta"]["tasks_skipped"], 4);
+
+    let tasks = svc.get(&format!("/api/tasks?project={project}&fields=all")).await.body;
+    let tasks = tasks["tasks"].as_array().unwrap();
+    let counts: Vec<_> = tasks
+        .iter()
+        .map(|t| {
+            let c = |k: &str| t[k].as_i64().unwrap();
+            (t["data"]["text"].clone(), c("total_annotations"), c("cancelled_annotations"), c("total_predictions"))
+        })
+        .collect();
+    assert_eq!(counts, [(json!("one"), 1, 1, 1), (json!("six"), 1, 0, 0)]);
+    let kept = |a: &Value| {
+        let k = |name: &str| a[name].clone();
+        [
+            k("result"),
+            k("completed_by"),
+            k("was_cancelled"),
+            k("ground_truth"),
+            k("lead_time"),
+            k("created_at"),
+            k("updated_at"),
+        ]
+    };
+    let annotations: Vec<_> =
+        tasks.iter().flat_map(|t| t["annotations"].as_array().unwrap().iter().map(kept)).collect();
+    assert_eq!(
+        annotations[..2],
+        [
+            [
+                result.clone(),
+                json!(my_id),
+                json!(false),
+                json!(true),
+                json!(12.5),
+                json!("2021-03-09T21:52:49.513742Z"),
+                json!("2021-03-09T22:16:08.746926Z")
+            ],
+            [
+                json!([]),
+                json!(my_id),
+                json!(true),
+                json!(false),
+                json!(null),
+                json!("2021-03-10T06:00:00.000000Z"),
+                json!("2021-03-10T06:00:00.000000Z")
+            ],
+        ]
+    );
+    // Without completed_by nor timestamps: no author (as Label Studio's storage sync), the import time.
+    assert_eq!(annotations[2][1..5], [json!(null), json!(false), json!(false), json!(null)]);
+    assert_eq!(annotations[2][5], annotations[2][6]);
+    let p = &tasks[0]["predictions"][0];
+    assert_eq!(
+        (&p["result"], &p["score"], &p["model_version"], &p["created_at"]),
+        (&result, &json!(0.25), &json!("v7"), &json!("2021-03-09T20:00:00.500000Z"))
+    );
+
+    // A target storage created now exports the three imported annotations.
+    let out = svc.dir("annotated-out", &[]);
+    let r = svc.post("/api/storages/export/localfiles", json!({"project": project, "path": out})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let s = svc.wait_sync(&format!("/api/storages/export/localfiles/{}", r.body["id"])).await.body;
+    assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(3)));
+    let first = tasks[0]["annotations"][0]["id"].as_i64().unwrap();
+    let doc: Value = serde_json::from_slice(&std::fs::read(out.join(first.to_string())).unwrap()).unwrap();
+    assert_eq!(
+        (&doc["result"], &doc["completed_by"]["email"], &doc["created_at"], &doc["task"]["data"]),
+        (&result, &json!(my_email), &json!("2021-03-09T21:52:49.513742Z"), &json!({"text": "one"}))
+    );
+}

@@ -65,6 +65,8 @@ async fn create(
         was_cancelled: b.was_cancelled.unwrap_or(false),
         ground_truth: b.ground_truth.unwrap_or(false),
         lead_time: b.lead_time,
+        created_at: None,
+        updated_at: None,
     };
     let a = app.store.create_annotation(task_id, task.project_id, &new)?;
     export::annotation_saved(&app, a.project_id, a.id).await;

@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, Body, Path};
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::Project;
-use crate::tasks::{label_config, task_from_value};
+use crate::tasks::{Authors, label_config, task_from_value};
 
 /// The projects routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -132,8 +132,9 @@ async fn import(
     };
     let started = std::time::Instant::now();
     let mut tasks = Vec::with_capacity(items.len());
+    let authors = Authors::new(app.store.user_emails()?);
     for (i, item) in items.into_iter().enumerate() {
-        tasks.push(task_from_value(item).map_err(|e| ApiError::BadRequest(format!("Task {i}: {e}")))?);
+        tasks.push(task_from_value(item, &authors).map_err(|e| ApiError::BadRequest(format!("Task {i}: {e}")))?);
     }
     let annotations: usize = tasks.iter().map(|t| t.annotations.len()).sum();
     let predictions: usize = tasks.iter().map(|t| t.predictions.len()).sum();

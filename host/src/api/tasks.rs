@@ -17,7 +17,7 @@ use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{GrantRequest, Project, Task};
 use crate::tasks::resolver::Resolver;
-use crate::tasks::{document, task_from_value, uri};
+use crate::tasks::{Authors, document, task_from_value, uri};
 
 /// The tasks routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -204,7 +204,8 @@ async fn create(
     // `data` is kept whatever it holds (a list too), as Label Studio keeps it.
     let mut envelope = body;
     envelope.insert("data".into(), json!({}));
-    let mut task = task_from_value(Value::Object(envelope)).map_err(|m| ApiError::field("non_field_errors", m))?;
+    let mut task = task_from_value(Value::Object(envelope), &Authors::new(app.store.user_emails()?))
+        .map_err(|m| ApiError::field("non_field_errors", m))?;
     task.data = data;
     let [id] = app.store.create_tasks(project.id, &[task], user.id)?[..] else {
         return Err(ApiError::Internal("one task inserted, not one id back".into()));

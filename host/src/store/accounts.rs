@@ -86,6 +86,13 @@ impl Store {
         Ok(self.conn()?.query_row(&sql, [token], user).optional()?)
     }
 
+    /// `(id, email)` of every user: whom imported annotations may name as `completed_by`.
+    pub fn user_emails(&self) -> Result<Vec<(i64, String)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT id, email FROM users ORDER BY id")?;
+        Ok(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// One user, or `None`.
     pub fn user(&self, id: i64) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?1");

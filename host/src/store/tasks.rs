@@ -88,7 +88,7 @@ pub(super) fn insert_task(
         tx.prepare_cached(
             "INSERT INTO predictions (task_id, project_id, result, score, model_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![id, project_id, p.result.to_string(), p.score, p.model_version, at])?;
+        .execute(params![id, project_id, p.result.to_string(), p.score, p.model_version, p.created_at.as_deref().unwrap_or(&at)])?;
     }
     Ok(id)
 }
@@ -100,11 +100,22 @@ fn insert_annotation(
     a: &NewAnnotation,
     by: Option<i64>,
 ) -> Result<i64> {
+    let at = now();
     tx.prepare_cached(
         "INSERT INTO annotations (task_id, project_id, result, completed_by, was_cancelled, ground_truth, lead_time, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![task_id, project_id, a.result.to_string(), by, a.was_cancelled, a.ground_truth, a.lead_time, now()])?;
+    .execute(params![
+        task_id,
+        project_id,
+        a.result.to_string(),
+        by,
+        a.was_cancelled,
+        a.ground_truth,
+        a.lead_time,
+        a.created_at.as_deref().unwrap_or(&at),
+        a.updated_at.as_deref().unwrap_or(&at)
+    ])?;
     Ok(tx.last_insert_rowid())
 }
 

@@ -7,6 +7,8 @@
 //! The next page is listed (by its own adapter session) while one is written. After a complete
 //! listing, the removal phase applies `sync_on_delete` behind the deletion brakes.
 
+use std::sync::Arc;
+
 use serde_json::json;
 use tokio::sync::mpsc::{self, Sender};
 
@@ -18,8 +20,8 @@ use crate::domain::{Entry, HostOptions, NewTask, OnDelete, Page, Storage};
 use crate::error::StorageError;
 use crate::plugin::Session;
 use crate::store::{self, ImportedObject, PageCommit};
-use crate::tasks::DATA_UNDEFINED;
 use crate::tasks::stream::{Rows, TaskStream};
+use crate::tasks::{Authors, DATA_UNDEFINED};
 use crate::with_retry;
 
 /// Objects asked per listing page. Adapters may return fewer (S3 caps a page at 1,000 keys).
@@ -71,10 +73,11 @@ struct FileEnd {
 
 /// Reads the task file of `work` in parts of at most `chunk` bytes, handing its rows to `tx`
 /// in pieces as they are parsed. Returns `false` when the writer is gone (stop reading).
-async fn read_file(session: &mut Session, work: &Work, check_extension: bool, chunk: u64, tx: &Sender<Piece>) -> bool {
+async fn read_file(session: &mut Session, work: &Work, reading: &Reading, tx: &Sender<Piece>) -> bool {
     let key = &work.entry.key;
-    let mut stream = match TaskStream::new(key, check_extension) {
-        Ok(s) => s,
+    let chunk = reading.chunk;
+    let mut stream = match TaskStream::new(key, reading.check_extension) {
+        Ok(s) => s.with_authors(reading.authors.clone()),
         Err(e) => return send_end(tx, Vec::new(), 0, Some(e)).await,
     };
     let mut rows = Vec::new();
@@ -165,6 +168,17 @@ struct Import<'a> {
     on_basename: bool,
     blob_mode: bool,
     key_value: bool,
+    /// Whom annotations in task files may name as `completed_by`.
+    authors: Arc<Authors>,
+}
+
+/// How the task files of a page are read.
+struct Reading {
+    /// Bytes per ranged read.
+    chunk: u64,
+    /// Refuse file names without a task file extension (not for key-value stores).
+    check_extension: bool,
+    authors: Arc<Authors>,
 }
 
 impl Import<'_> {
@@ -308,15 +322,18 @@ impl Import<'_> {
             }
         }
         let lanes = (helpers.len() + 1).min(lanes);
-        let chunk = READ_CHUNK.min(self.app.registry.limits.max_response_bytes as u64).max(1);
-        let check_extension = !self.key_value;
+        let reading = &Reading {
+            chunk: READ_CHUNK.min(self.app.registry.limits.max_response_bytes as u64).max(1),
+            check_extension: !self.key_value,
+            authors: self.authors.clone(),
+        };
         let (senders, mut receivers): (Vec<_>, Vec<_>) = (0..lanes).map(|_| mpsc::channel::<Piece>(2)).unzip();
         let work = &work;
         // Lane i reads files i, i + lanes, i + 2 * lanes, ... and hands each one's pieces over.
         let readers = std::iter::once(session).chain(helpers.iter_mut()).take(lanes).zip(senders).enumerate().map(
             |(lane, (session, tx))| async move {
                 for w in work.iter().skip(lane).step_by(lanes) {
-                    if !read_file(session, w, check_extension, chunk, &tx).await {
+                    if !read_file(session, w, reading, &tx).await {
                         return;
                     }
                 }
@@ -453,6 +470,7 @@ pub(super) async fn run(app: &App, storage: &Storage, tracker: &mut Tracker) -> 
         on_basename: info.regex_on_basename,
         blob_mode,
         key_value: info.key_value,
+        authors: Arc::new(Authors::new(app.store.user_emails()?)),
     };
 
     if !tracker.listing_done {

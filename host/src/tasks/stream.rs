@@ -12,7 +12,9 @@
 
 use serde_json::Value;
 
-use super::parse::{check_extension, task_from_value};
+use std::sync::Arc;
+
+use super::parse::{Authors, check_extension, task_from_value};
 use crate::domain::NewTask;
 
 /// Rows of one file, in order: `(row, task)`; row `None` for a file that is one task, else the
@@ -70,6 +72,8 @@ pub struct TaskStream {
     /// The UTF-8 check carries a split character over to the next chunk.
     utf8_carry: Vec<u8>,
     bytes_seen: u64,
+    /// Who annotations may name as `completed_by`.
+    authors: Arc<Authors>,
 }
 
 impl TaskStream {
@@ -98,7 +102,14 @@ impl TaskStream {
             skipped: 0,
             utf8_carry: Vec::new(),
             bytes_seen: 0,
+            authors: Arc::default(),
         })
+    }
+
+    /// Lets annotations name these users as `completed_by` (by default none).
+    pub fn with_authors(mut self, authors: Arc<Authors>) -> TaskStream {
+        self.authors = authors;
+        self
     }
 
     /// Takes the next chunk of the file.
@@ -274,7 +285,7 @@ impl TaskStream {
     fn flush_first(&mut self, out: &mut Rows, at_eof: bool) {
         if let Some((line, v)) = self.first.take() {
             if at_eof && self.format == Format::ObjectOrLines {
-                match task_from_value(v) {
+                match task_from_value(v, &self.authors) {
                     Ok(t) => out.push((None, t)),
                     Err(e) => self.bad(e),
                 }
@@ -296,7 +307,7 @@ impl TaskStream {
         let text = std::str::from_utf8(&self.pending).expect("checked UTF-8");
         let v: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
         self.pending.clear();
-        let t = task_from_value(v)?;
+        let t = task_from_value(v, &self.authors)?;
         out.push((None, t));
         self.row = 1;
         Ok(())
@@ -305,7 +316,7 @@ impl TaskStream {
     fn push(&mut self, out: &mut Rows, v: Value, line: u64) {
         let row = self.row;
         self.row += 1;
-        match task_from_value(v) {
+        match task_from_value(v, &self.authors) {
             Ok(t) => out.push((Some(row), t)),
             Err(e) => self.bad(format!("line {line}: {e}")),
         }
@@ -357,7 +368,7 @@ impl TaskStream {
                             let row = self.row;
                             self.row += 1;
                             match parsed {
-                                Ok(v) => match task_from_value(v) {
+                                Ok(v) => match task_from_value(v, &self.authors) {
                                     Ok(t) => out.push((Some(row), t)),
                                     Err(e) => self.bad(format!("element {row}: {e}")),
                                 },
@@ -582,7 +593,7 @@ mod tests {
             prop_assert!(problems.is_empty());
             let single = lines && tasks.len() == 1;
             let want: Vec<(Option<i64>, Value)> = tasks.iter().enumerate().map(|(i, t)| {
-                let data = task_from_value(t.clone()).map(|t| t.data);
+                let data = task_from_value(t.clone(), &Authors::default()).map(|t| t.data);
                 ((!single).then_some(i as i64), data)
             }).filter_map(|(r, d)| d.ok().map(|d| (r, d))).collect();
             prop_assert_eq!(rows, want);
