@@ -30,6 +30,17 @@ TOLERATED = {
         "roxmltree's message, prefixed 'The labeling config is not valid XML: '",
         "another XML parser: same field, same status, other wording",
     ),
+    "the same folder connected twice": (
+        "4 tasks: the second storage creates every task again",
+        "2 tasks: the second storage creates none, its meta.tasks_already_imported is 2",
+        "a script that re-runs 'connect + sync' must not double the project's tasks; tasks stay "
+        "unique per project and object",
+    ),
+    "annotation timestamps from a task file": (
+        "created_at and updated_at are the import time",
+        "created_at and updated_at are the file's",
+        "an imported annotation keeps when it was made (Label Studio's serializer treats both as read-only)",
+    ),
     "label config not well-formed, PATCH": (
         (400, "detail only: lxml's message"),
         (400, "validation_errors.label_config, as on create"),
@@ -73,6 +84,25 @@ def new_project(target, title="differential", config="<View><Text name='t' value
     r = api(target, "POST", "/api/projects", json={"title": title, "label_config": config})
     assert r.status_code == 201, r.text
     return r.json()["id"]
+
+
+def local_storage(target, pid, folder, **fields):
+    """Creates a local-files import storage of `folder` in project `pid`; returns its id."""
+    r = api(target, "POST", "/api/storages/localfiles", json={"project": pid, "path": str(folder), **fields})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def synced(target, storage):
+    """Syncs local-files storage `storage` and waits (at most 30 s) for the run to end; its answer."""
+    r = api(target, "POST", f"/api/storages/localfiles/{storage}/sync")
+    assert r.status_code == 200, r.text
+    for _ in range(600):
+        s = api(target, "GET", f"/api/storages/localfiles/{storage}").json()
+        if s["status"] in ("completed", "completed_with_errors", "failed"):
+            return s
+        time.sleep(0.05)
+    raise AssertionError(f"{target.url}: storage {storage} still syncing: {s}")
 
 
 @pytest.mark.parametrize("header", [
@@ -183,19 +213,64 @@ def test_blob_tasks_show_their_uri_under_the_first_object_tags_variable(label_st
             "project": pid, "path": str(folder), "use_blob_urls": True, "title": "blob"})
         assert r.status_code == 201, r.text
         storage = r.json()["id"]
-        r = api(target, "POST", f"/api/storages/localfiles/{storage}/sync")
-        assert r.status_code == 200, r.text
-        for _ in range(600):
-            s = api(target, "GET", f"/api/storages/localfiles/{storage}").json()
-            if s["status"] in ("completed", "completed_with_errors", "failed"):
-                break
-            time.sleep(0.05)
+        s = synced(target, storage)
         assert (s["status"], s["last_sync_count"]) == ("completed", 1), s
         tasks = api(target, "GET", "/api/tasks", params={"project": pid}).json()["tasks"]
         # storage_filename is the file's absolute path on both.
         shown.append([(t["data"], t["storage_filename"].removeprefix(str(target.doc_root))) for t in tasks])
     assert shown[0] == [({key: f"/data/local-files/?d=blob-{key}/a.jpg"}, f"/blob-{key}/a.jpg")]
     assert shown[1] == shown[0]
+
+
+def test_the_same_folder_connected_twice_imports_it_once_on_stowage(label_studio, server):
+    counts = []
+    for target in (label_studio, server):
+        folder = target.doc_root / "twice"
+        folder.mkdir(exist_ok=True)
+        for name in ("a.jpg", "b.jpg"):
+            (folder / name).write_bytes(name.encode())
+        pid = new_project(target, config="<View><Image name='i' value='$image'/></View>")
+        runs = [synced(target, local_storage(target, pid, folder, use_blob_urls=True)) for _ in range(2)]
+        assert [(s["status"], s["last_sync_count"]) for s in runs[:1]] == [("completed", 2)]
+        tasks = api(target, "GET", "/api/tasks", params={"project": pid}).json()["tasks"]
+        counts.append((runs[1]["last_sync_count"], runs[1]["meta"].get("tasks_already_imported"), len(tasks)))
+    assert counts == [(2, None, 4), (0, 2, 2)]
+    assert TOLERATED["the same folder connected twice"][0].startswith("4 tasks")
+
+
+def test_annotations_in_a_task_file_are_imported_alike(label_studio, server):
+    imported = []
+    for target in (label_studio, server):
+        me = api(target, "GET", "/api/current-user/whoami").json()["id"]
+        result = [{"from_name": "c", "to_name": "t", "type": "choices", "value": {"choices": ["yes"]}}]
+        task = {"data": {"text": "annotated"},
+                "annotations": [
+                    {"result": result, "completed_by": me, "ground_truth": True, "lead_time": 12.5,
+                     "created_at": "2021-03-09T21:52:49.513742Z", "updated_at": "2021-03-09T22:16:08.746926Z"},
+                    {"result": [], "was_cancelled": True, "completed_by": me}],
+                "predictions": [{"result": result, "score": 0.25, "model_version": "v7"}]}
+        folder = target.doc_root / "annotated"
+        folder.mkdir(exist_ok=True)
+        (folder / "task.json").write_text(json.dumps(task))
+        config = "<View><Text name='t' value='$text'/><Choices name='c' toName='t'><Choice value='yes'/></Choices></View>"
+        pid = new_project(target, config=config)
+        s = synced(target, local_storage(target, pid, folder, use_blob_urls=False))
+        assert (s["status"], s["last_sync_count"]) == ("completed", 1), s
+        [t] = api(target, "GET", "/api/tasks", params={"project": pid}).json()["tasks"]
+        annotations = api(target, "GET", f"/api/tasks/{t['id']}/annotations").json()
+        fields = ("result", "was_cancelled", "ground_truth", "lead_time", "completed_by")
+        imported.append((
+            [t[k] for k in ("total_annotations", "cancelled_annotations", "total_predictions")],
+            [[a[k] if k != "completed_by" else a[k] == me for k in fields] for a in annotations],
+            [a["created_at"] == "2021-03-09T21:52:49.513742Z" for a in annotations],
+        ))
+    counts, annotations, kept_time = imported[1]
+    assert (counts, annotations) == imported[0][:2]
+    assert counts == [1, 1, 1]
+    assert annotations[0] == [[{"from_name": "c", "to_name": "t", "type": "choices", "value": {"choices": ["yes"]}}],
+                              False, True, 12.5, True]
+    # Tolerated: "annotation timestamps from a task file".
+    assert (imported[0][2], kept_time) == ([False, False], [True, False])
 
 
 def test_the_tolerated_list_gives_a_reason_for_each_difference():
