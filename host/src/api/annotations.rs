@@ -42,9 +42,12 @@ fn check_result(result: &Option<Value>) -> ApiResult<()> {
     }
 }
 
+/// A task's annotations, without the cancelled (skipped) ones, as Label Studio lists them
+/// (`tasks/api.py::AnnotationsListAPI.get_queryset`); `GET /api/tasks/{id}` shows them all.
 async fn list(State(app): AppState, _: Caller, Path(task_id): Path<i64>) -> ApiResult<Json<Value>> {
     task_or_404(&app, task_id)?;
-    Ok(Json(Value::Array(app.store.annotations(task_id)?.iter().map(document::annotation).collect())))
+    let annotations = app.store.annotations(task_id)?;
+    Ok(Json(annotations.iter().filter(|a| !a.was_cancelled).map(document::annotation).collect()))
 }
 
 async fn create(
