@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 TARGET=wasm32-wasip2
 REAL=(localfs s3 redis gcs azure)
-TEST_ONLY=(test-misbehave test-cacheprobe)
+TEST_ONLY=(test-misbehave test-cacheprobe test-legacy)
 
 # rustup is only consulted when the target is missing, so warm runs make no network calls.
 if ! rustup target list --installed | grep -qx "$TARGET"; then

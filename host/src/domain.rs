@@ -98,6 +98,20 @@ pub struct Entry {
 pub struct Page {
     pub entries: Vec<Entry>,
     pub next_cursor: Option<String>,
+    /// What the listing found but left out (adapters of WIT 0.3.0 and later report it).
+    pub skipped: Vec<Skipped>,
+}
+
+/// A name a listing left out of its entries, and why (WIT 0.3.0 `skipped`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    /// Relative to the storage root; bytes that are not UTF-8 written `\xNN`.
+    pub name: String,
+    /// Shown to users.
+    pub reason: String,
+    /// An object that should have been imported (a failure of the run), not one the storage's
+    /// rules leave out (only counted).
+    pub error: bool,
 }
 
 /// Bytes read from a storage.
@@ -495,6 +509,10 @@ pub struct SyncCounters {
     /// Bad tasks skipped inside task files that otherwise imported (a JSONL line that is not
     /// JSON, an element that is not a task); each file's first ones are named in `failures`.
     pub tasks_skipped: u64,
+    /// Names the listing left out by the storage's rules, not by error (a symbolic link leading
+    /// out of a local storage's directory).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub objects_left_out: u64,
     /// `key: reason`, one per failed object or bad task, at most [`MAX_FAILURE_LINES`].
     pub failures: Vec<String>,
     /// Lines left out of `failures` once it was full.

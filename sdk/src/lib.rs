@@ -1,7 +1,7 @@
 //! Build a stowage storage adapter.
 //!
 //! An adapter is a `wasm32-wasip2` component that implements the WIT world `stowage:storage/adapter`
-//! (`wit/since_v0.1.0/storage.wit`). This crate owns the bindings so an adapter crate holds only
+//! (`wit/since_v0.3.0/storage.wit`). This crate owns the bindings so an adapter crate holds only
 //! backend logic:
 //!
 //! 1. implement [`Backend`] for a type holding your parsed configuration;
@@ -43,7 +43,7 @@ pub mod time;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/since_v0.1.0",
+        path: "../wit/since_v0.3.0",
         world: "adapter",
         pub_export_macro: true,
         default_bindings_module: "stowage_sdk::bindings",
@@ -53,11 +53,30 @@ pub mod bindings {
 use bindings::exports::stowage::storage::backend_api as api;
 pub use bindings::stowage::storage::types::{
     AdapterInfo, ByteRange, Capabilities, Direction, Entry, Error, GrantRequest, HttpGrant, Method, Object, Page,
-    Setting, SettingKind, TcpGrant,
+    Setting, SettingKind, Skipped, TcpGrant,
 };
 
+/// The host's small per-storage cache (WIT `host-cache`, since 0.2.0): values that should
+/// outlive one adapter instance, such as an access token until it expires or a discovered
+/// region. Bounded (64 entries per storage, 8 KiB a value, a day at most) and evictable at any
+/// time: an adapter must work with an empty cache.
+pub mod cache {
+    use crate::bindings::stowage::storage::host_cache;
+
+    /// The value stored under `key`, unless it expired or was evicted.
+    pub fn get(key: &str) -> Option<Vec<u8>> {
+        host_cache::get(key)
+    }
+
+    /// Stores `value` under `key` for `ttl_seconds` seconds (at most one day); a value over
+    /// 8 KiB is not stored.
+    pub fn set(key: &str, value: &[u8], ttl_seconds: u32) {
+        host_cache::set(key, value, ttl_seconds)
+    }
+}
+
 /// The WIT package version this SDK builds adapters for.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.3.0";
 
 /// A storage's configuration as passed to [`Backend::open`]: plain settings and secrets,
 /// each a (name, value) pair in plain text (booleans `true`/`false`, integers in decimal).

@@ -149,6 +149,7 @@ pub fn page(entries: impl IntoIterator<Item = Entry>, next_cursor: Option<String
     Page {
         entries: entries.into_iter().filter(|e| !is_folder_marker(&e.key)).collect(),
         next_cursor: next_cursor.filter(|c| !c.is_empty()),
+        skipped: Vec::new(),
     }
 }
 

@@ -113,7 +113,7 @@ async fn the_manifest_describes_the_storage_form() {
     assert_eq!(misbehave["manifest"]["settings"][0]["required"], true);
 }
 
-/// `bytes` with every `stowage:storage/...@0.1.0` name rewritten to `@9.9.9` (same length, so the
+/// `bytes` with every `from` rewritten to `to` (same length, so the
 /// component stays well-formed): an adapter built for a WIT version this host does not know.
 fn retarget(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     let mut out = bytes.to_vec();
@@ -132,11 +132,11 @@ fn retarget(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     out
 }
 
-/// The host loads adapters of every supported WIT version side by side (0.1.0 and 0.2.0, whose
-/// `host-cache` import keeps values per storage across instances), and refuses another version
-/// with a message naming it while the loaded adapters keep working.
+/// The host loads adapters of every supported WIT version side by side (0.1.0; 0.2.0, whose
+/// `host-cache` import keeps values per storage across instances; 0.3.0, the SDK's), and refuses
+/// another version with a message naming it while the loaded adapters keep working.
 #[tokio::test]
-async fn adapters_of_both_wit_versions_load_and_others_are_refused() {
+async fn adapters_of_every_wit_version_load_and_others_are_refused() {
     let own = tempfile::tempdir().unwrap();
     std::fs::copy(adapters_dir().join("stowage_test_misbehave.wasm"), own.path().join("misbehave.wasm")).unwrap();
     let dir = own.path().to_path_buf();
@@ -150,6 +150,9 @@ async fn adapters_of_both_wit_versions_load_and_others_are_refused() {
     let probe = std::fs::read(adapters_dir().join("stowage_test_cacheprobe.wasm")).unwrap();
     let (status, body) = upload(&svc, probe).await;
     assert_eq!((status, body["type"].as_str(), body["wit_version"].as_str()), (201, Some("cacheprobe"), Some("0.2.0")));
+    let legacy = std::fs::read(adapters_dir().join("stowage_test_legacy.wasm")).unwrap();
+    let (status, body) = upload(&svc, legacy).await;
+    assert_eq!((status, body["type"].as_str(), body["wit_version"].as_str()), (201, Some("legacy"), Some("0.1.0")));
     let listed = svc.get("/api/adapters").await.body;
     let versions: Vec<(&str, &str)> = listed
         .as_array()
@@ -157,7 +160,7 @@ async fn adapters_of_both_wit_versions_load_and_others_are_refused() {
         .iter()
         .map(|a| (a["type"].as_str().unwrap(), a["wit_version"].as_str().unwrap()))
         .collect();
-    assert_eq!(versions, [("cacheprobe", "0.2.0"), ("misbehave", "0.1.0")]);
+    assert_eq!(versions, [("cacheprobe", "0.2.0"), ("legacy", "0.1.0"), ("misbehave", "0.3.0")]);
 
     // Each sync opens a new instance; the count lives in the host cache, per storage.
     let project = svc.project("<View></View>").await;
@@ -172,18 +175,21 @@ async fn adapters_of_both_wit_versions_load_and_others_are_refused() {
         svc.task_data(project).await.iter().map(|t| t["$undefined$"].as_str().unwrap().to_string()).collect();
     data.sort();
     assert_eq!(data, ["cacheprobe://call-1.json", "cacheprobe://call-1.json", "cacheprobe://call-2.json"]);
+    let r = svc.post("/api/storages/legacy", create("l")).await;
+    let r = svc.sync(&format!("/api/storages/legacy/{}", r.body["id"])).await;
+    assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
 
-    // A 0.1.0 adapter retargeted to an unknown version, and a 0.2.0 one, are refused by name.
+    // A 0.3.0 adapter retargeted to an unknown version is refused by name.
     let misbehave = std::fs::read(adapters_dir().join("stowage_test_misbehave.wasm")).unwrap();
     let (status, body) =
-        upload(&svc, retarget(&misbehave, "stowage:storage/backend-api@0.1.0", "stowage:storage/backend-api@9.9.9"))
+        upload(&svc, retarget(&misbehave, "stowage:storage/backend-api@0.3.0", "stowage:storage/backend-api@9.9.9"))
             .await;
     assert_eq!(
         (status, body["detail"].as_str()),
         (
             400,
             Some(
-                "Adapter refused: built for stowage:storage@9.9.9, which this host does not support (it loads 0.1.0 and 0.2.0)"
+                "Adapter refused: built for stowage:storage@9.9.9, which this host does not support (it loads 0.1.0, 0.2.0 and 0.3.0)"
             )
         )
     );
@@ -191,7 +197,7 @@ async fn adapters_of_both_wit_versions_load_and_others_are_refused() {
     let r = svc.post("/api/storages/misbehave", json!({"project": project, "mode": "ok", "use_blob_urls": true})).await;
     let r = svc.sync(&format!("/api/storages/misbehave/{}", r.body["id"])).await;
     assert_eq!((r.body["status"].as_str(), r.body["last_sync_count"].as_i64()), (Some("completed"), Some(1)));
-    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["cacheprobe", "misbehave"]);
+    assert_eq!(types(&svc.get("/api/storages/types").await.body), ["cacheprobe", "legacy", "misbehave"]);
 }
 
 /// A `.wasm` file dropped into the watched adapters directory is loaded without a restart; a

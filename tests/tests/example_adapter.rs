@@ -139,7 +139,7 @@ async fn the_example_adapter_uploads_and_imports_from_a_plain_http_server() {
     // The adapters list shows its manifest: WIT version, read only, HTTP to `url`'s host only.
     let adapters = svc.get("/api/adapters").await.body;
     let entry = adapters.as_array().unwrap().iter().find(|a| a["type"] == "httpindex").expect("listed");
-    assert_eq!((entry["file"].as_str(), entry["wit_version"].as_str()), (Some("httpindex.wasm"), Some("0.1.0")));
+    assert_eq!((entry["file"].as_str(), entry["wit_version"].as_str()), (Some("httpindex.wasm"), Some("0.3.0")));
     let manifest = &entry["manifest"];
     assert_eq!(manifest["capabilities"], json!({"read": true, "write": false, "delete": false, "presign": false}));
     assert_eq!(manifest["grants"], json!([{"http": {"endpoint_setting": "url", "default_hosts": []}}]));

@@ -314,6 +314,7 @@ async fn storage_api_shapes_and_errors() {
             {"name": "azure", "title": "Microsoft Azure"},
             {"name": "cacheprobe", "title": "Host cache probe (WIT 0.2.0)"},
             {"name": "gcs", "title": "Google Cloud Storage"},
+            {"name": "legacy", "title": "First WIT version (0.1.0)"},
             {"name": "localfiles", "title": "Local files"},
             {"name": "misbehave", "title": "Misbehaving test adapter"},
             {"name": "redis", "title": "Redis"},

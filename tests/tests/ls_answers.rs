@@ -233,6 +233,8 @@ async fn symlinked_folders_are_imported_once_per_real_folder() {
     for (run, created) in [(1, 4), (2, 0), (3, 0)] {
         let s = svc.sync(&storage).await.body;
         assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(created)), "{run}");
+        // The link out is counted, never read.
+        assert_eq!(s["meta"]["objects_left_out"], json!(1), "{run}");
     }
     let images: Vec<Value> = svc.task_data(project).await.into_iter().map(|d| d["image"].clone()).collect();
     assert_eq!(
@@ -243,6 +245,45 @@ async fn symlinked_folders_are_imported_once_per_real_folder() {
     let adapters = svc.get("/api/adapters").await.body;
     let localfs = adapters.as_array().unwrap().iter().find(|a| a["type"] == "localfiles").unwrap();
     assert_eq!((&localfs["status"], &localfs["failures_total"]), (&json!("active"), &json!(0)));
+}
+
+/// Names that are not UTF-8 cannot be keys (nor URIs, nor JSON): the sandbox does not even show
+/// them, only that an entry could not be read. Each folder holding such names is reported with
+/// the count (the run ends `completed_with_errors`, the folder in `traceback`); everything else
+/// imports. Label Studio imports them with names its own URLs cannot serve.
+#[cfg(unix)]
+#[tokio::test]
+async fn names_that_are_not_utf8_are_reported_by_folder_and_the_rest_imports() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let svc = Service::start().await;
+    let files: [(&str, &[u8]); 2] = [("a.jpg", b"A"), ("sub/b.jpg", b"B")];
+    let dir = svc.dir("latin1", &files);
+    std::fs::write(dir.join(OsStr::from_bytes(b"caf\xe9.jpg")), b"C").unwrap();
+    std::fs::write(dir.join("sub").join(OsStr::from_bytes(b"\xff.jpg")), b"D").unwrap();
+    std::fs::write(dir.join("sub").join(OsStr::from_bytes(b"\xfe.jpg")), b"E").unwrap();
+    let project = svc.project(r#"<View><Image name="i" value="$image"/></View>"#).await;
+    let r = svc
+        .post(
+            "/api/storages/localfiles",
+            json!({"project": project, "path": dir, "use_blob_urls": true, "recursive_scan": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let storage = format!("/api/storages/localfiles/{}", r.body["id"]);
+    let traceback = "./: 1 name here is not valid UTF-8: that file or folder cannot be imported; rename it\n\
+                     sub/: 2 names here are not valid UTF-8: those files or folders cannot be imported; rename them";
+    for (run, created) in [(1, 2), (2, 0)] {
+        let s = svc.sync(&storage).await.body;
+        assert_eq!(
+            (s["status"].as_str(), s["last_sync_count"].as_i64(), s["traceback"].as_str()),
+            (Some("completed_with_errors"), Some(created), Some(traceback)),
+            "{run}"
+        );
+        assert_eq!((&s["meta"]["objects_failed"], &s["meta"]["objects_listed"]), (&json!(2), &json!(2)), "{run}");
+    }
+    let images: Vec<Value> = svc.task_data(project).await.into_iter().map(|d| d["image"].clone()).collect();
+    assert_eq!(images, ["a.jpg", "sub/b.jpg"].map(|k| json!(format!("/data/local-files/?d=latin1/{k}"))));
 }
 
 /// The same folder connected twice to one project (a script that re-runs "connect + sync"):

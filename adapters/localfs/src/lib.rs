@@ -5,6 +5,7 @@
 //! document root, which is what blob-mode URIs carry. The adapter sees nothing else of the host
 //! filesystem: `..`, absolute paths and symlinks pointing out are refused by WASI itself.
 
+mod entries;
 mod walk;
 
 use std::cell::RefCell;
@@ -142,7 +143,15 @@ impl Backend for LocalFiles {
             let Some(key) = walk.next_key() else { break };
             keys.push(key);
         }
+        // Taken before `has_more`, which may enter the next page's first directory: what that
+        // one skips goes with the next page, so a walk rebuilt from this page's cursor, which
+        // enters it again, reports it once.
+        let mut skipped = walk.take_skipped();
         let next_cursor = if walk.has_more() { keys.last().cloned() } else { None };
+        if next_cursor.is_none() {
+            // The last page: no later one to report the directories entered at the end.
+            skipped.append(&mut walk.take_skipped());
+        }
         if let Some(cursor) = &next_cursor {
             *last_walk = Some(LastWalk { key_prefix, recursive, cursor: cursor.clone(), walk });
         }
@@ -155,7 +164,7 @@ impl Backend for LocalFiles {
                 entries.push(entry_of(key, &meta));
             }
         }
-        Ok(Page { entries, next_cursor })
+        Ok(Page { entries, next_cursor, skipped })
     }
 
     fn stat(&self, key: &str) -> Result<Entry, Error> {

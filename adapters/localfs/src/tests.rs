@@ -338,6 +338,77 @@ fn symlinked_directories_are_walked_once_per_real_directory() {
     assert_eq!(list_all(&fs, "loop/nested", 1000, true), ["loop/nested/deep/er/x.json", "loop/nested/y.json"]);
 }
 
+/// What the listing cannot give as keys is reported once per listing, on the page that meets it,
+/// whatever the page size and whether pages come from one instance or a fresh one per cursor:
+/// each folder holding names that are not UTF-8 (with the count; an error), each link leading out
+/// of the storage directory (not an error). Dangling links are passed over silently.
+#[cfg(unix)]
+#[test]
+fn names_that_cannot_be_keys_and_links_out_are_reported_once() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new();
+    let outside = TempDir::new();
+    touch(&outside.0, "secret.txt");
+    for key in ["a.json", "m/b.json", "m/n/c.json", "z.json"] {
+        touch(&dir.0, key);
+    }
+    fs::write(dir.0.join(OsStr::from_bytes(b"bad\xff.json")), "{}").unwrap();
+    fs::write(dir.0.join("m/n").join(OsStr::from_bytes(b"caf\xe9.json")), "{}").unwrap();
+    fs::write(dir.0.join("m/n").join(OsStr::from_bytes(b"\xfe")), "{}").unwrap();
+    symlink(&outside.0, dir.0.join("m/abs-out")).unwrap();
+    symlink(Path::new("../..").join(outside.0.file_name().unwrap()).join("secret.txt"), dir.0.join("m/rel-out"))
+        .unwrap();
+    symlink("missing.json", dir.0.join("m/dangling")).unwrap();
+    symlink("../a.json", dir.0.join("m/inside.json")).unwrap();
+
+    let listing = |page_size: u32, fresh: bool| {
+        let mut keys = Vec::new();
+        let mut skipped = Vec::new();
+        let mut cursor = None;
+        let same = instance(&dir.0);
+        loop {
+            let fresh_one;
+            let fs = if fresh {
+                fresh_one = instance(&dir.0);
+                &fresh_one
+            } else {
+                &same
+            };
+            let page = fs.list("", cursor, page_size, true).unwrap();
+            keys.extend(page.entries.into_iter().map(|e| e.key));
+            skipped.extend(page.skipped.into_iter().map(|s| (s.name, s.error, s.reason)));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return (keys, skipped),
+            }
+        }
+    };
+    let (keys, mut skipped) = listing(1000, false);
+    assert_eq!(keys, ["a.json", "m/b.json", "m/inside.json", "m/n/c.json", "z.json"]);
+    skipped.sort();
+    let out = "a symbolic link leading out of the storage directory (or through more than 40 links): not followed";
+    let one = "1 name here is not valid UTF-8: that file or folder cannot be imported; rename it";
+    let two = "2 names here are not valid UTF-8: those files or folders cannot be imported; rename them";
+    assert_eq!(
+        skipped,
+        [
+            ("./".to_string(), true, one.to_string()),
+            ("m/abs-out".to_string(), false, out.to_string()),
+            ("m/n/".to_string(), true, two.to_string()),
+            ("m/rel-out".to_string(), false, out.to_string()),
+        ]
+    );
+    for page_size in [1, 2, 3] {
+        for fresh in [false, true] {
+            let (k, mut s) = listing(page_size, fresh);
+            s.sort();
+            assert_eq!((&k, &s), (&keys, &skipped), "page size {page_size}, fresh instance per page: {fresh}");
+        }
+    }
+}
+
 /// Many links to one folder and links between siblings end in one walk of each folder.
 #[cfg(unix)]
 #[test]

@@ -22,11 +22,22 @@
 //! (the WASI preopen refuses it anyway). The walked set lives in the walk: a walk rebuilt from a
 //! cursor (a new instance) knows only the directories on the cursor's path, so a directory that
 //! an earlier page reached through a link can then be listed again under its own path.
+//!
+//! What a directory holds but the listing cannot give as keys is reported as [`Skipped`], once,
+//! when the walk first enters the directory (not when a walk rebuilt from a cursor reads it
+//! again): names that are not UTF-8 (WASI shows no such name to the sandbox, only that the entry
+//! could not be read: the directory is named, with the count) and symlinks leading out of the
+//! storage directory (counted, never read). See [`crate::entries`] for why names that are not
+//! UTF-8 are counted, not named.
 
 use std::collections::HashSet;
 use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use stowage_sdk::Skipped;
+
+use crate::entries::Kind;
 
 /// Links resolved while finding one directory's real path at most (Linux's `MAXSYMLINKS` is 40).
 pub const MAX_LINK_HOPS: u32 = 40;
@@ -64,48 +75,78 @@ struct Dir {
     real: String,
     /// Levels below the listed folder.
     depth: u32,
+    /// What the directory holds that cannot be listed (module docs).
+    skipped: Vec<Skipped>,
 }
 
 impl Dir {
     /// Reads and sorts a directory; one that cannot be read (gone, not a directory) is empty.
     /// Entry types come from the directory itself (no `stat` per file); a symlink costs one
-    /// `stat` and is skipped when it cannot be followed (e.g. pointing out of the sandbox).
-    fn read(path: PathBuf, key_prefix: String, real: String, depth: u32, recursive: bool) -> Dir {
+    /// `readlink`, a `lstat` per component of its target and a `stat`; one leading out of the
+    /// storage directory `root` (which the sandbox refuses) is reported in `skipped`, a dangling
+    /// one passed over.
+    fn read(root: &Path, path: PathBuf, key_prefix: String, real: String, depth: u32, recursive: bool) -> Dir {
         let mut names = String::new();
         let mut items = Vec::new();
-        if let Ok(read) = fs::read_dir(&path) {
-            for entry in read.flatten() {
-                let Ok(name) = entry.file_name().into_string() else { continue };
-                let Ok(mut kind) = entry.file_type() else { continue };
-                let link = kind.is_symlink();
-                if link {
-                    let Ok(meta) = fs::metadata(entry.path()) else { continue };
-                    kind = meta.file_type();
-                }
-                let is_dir = kind.is_dir();
-                if is_dir {
-                    if !recursive || depth >= MAX_DEPTH {
+        let mut skipped = Vec::new();
+        let entries = crate::entries::read(&path).unwrap_or_default();
+        for (name, kind) in entries.named {
+            let link = kind == Kind::Link;
+            let is_dir = match kind {
+                Kind::File => false,
+                Kind::Dir => true,
+                Kind::Other => continue,
+                Kind::Link => {
+                    let here = path.join(&name);
+                    // The sandbox refuses to read a link that points out of it (an absolute one).
+                    let out =
+                        fs::read_link(&here).map_or(true, |t| real_path(root, &real, &t) == Err(Unresolved::Outside));
+                    if out {
+                        skipped.push(Skipped {
+                            name: format!("{key_prefix}{name}"),
+                            reason: format!(
+                                "a symbolic link leading out of the storage directory (or through more than \
+                                 {MAX_LINK_HOPS} links): not followed"
+                            ),
+                            error: false,
+                        });
                         continue;
                     }
-                } else if !kind.is_file() {
-                    continue;
+                    match fs::metadata(&here) {
+                        Ok(meta) if meta.is_dir() => true,
+                        Ok(meta) if meta.is_file() => false,
+                        _ => continue,
+                    }
                 }
-                let start = names.len();
-                names.push_str(&name);
-                if is_dir {
-                    names.push('/');
-                }
-                // Beyond 4 GiB of names the listing stops (far past any memory cap).
-                let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(names.len())) else { break };
-                items.push(Item { start, end, link });
+            };
+            if is_dir && (!recursive || depth >= MAX_DEPTH) {
+                continue;
             }
+            let start = names.len();
+            names.push_str(&name);
+            if is_dir {
+                names.push('/');
+            }
+            // Beyond 4 GiB of names the listing stops (far past any memory cap).
+            let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(names.len())) else { break };
+            items.push(Item { start, end, link });
         }
         items.sort_unstable_by(|a, b| names[a.range()].cmp(&names[b.range()]));
         // A directory changing while it is read may show a name twice: list it once.
         items.dedup_by(|a, b| names[a.range()] == names[b.range()]);
         names.shrink_to_fit();
         items.shrink_to_fit();
-        Dir { path, key_prefix, names, items, next: 0, real, depth }
+        if entries.not_utf8 > 0 {
+            let folder = if key_prefix.is_empty() { "./" } else { key_prefix.as_str() };
+            let reason = match entries.not_utf8 {
+                1 => "1 name here is not valid UTF-8: that file or folder cannot be imported; rename it".to_string(),
+                n => format!(
+                    "{n} names here are not valid UTF-8: those files or folders cannot be imported; rename them"
+                ),
+            };
+            skipped.push(Skipped { name: folder.to_string(), reason, error: true });
+        }
+        Dir { path, key_prefix, names, items, next: 0, real, depth, skipped }
     }
 
     fn name(&self, item: Item) -> &str {
@@ -124,7 +165,7 @@ impl Dir {
             return Some(join(&self.real, name));
         }
         let target = fs::read_link(self.path.join(name)).ok()?;
-        real_path(root, &self.real, &target)
+        real_path(root, &self.real, &target).ok()
     }
 
     /// The directory `item` (one of this directory's), read, unless its real directory was
@@ -136,6 +177,7 @@ impl Dir {
         }
         let name = self.name(item);
         Some(Dir::read(
+            root,
             self.path.join(name.trim_end_matches('/')),
             format!("{}{name}", self.key_prefix),
             real,
@@ -149,49 +191,58 @@ fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") }
 }
 
+/// Why a link's target has no real path in the storage directory.
+#[derive(Debug, PartialEq)]
+pub enum Unresolved {
+    /// It climbs above the storage directory, or is absolute (a host path the sandbox does not
+    /// show), or takes more than [`MAX_LINK_HOPS`] links.
+    Outside,
+    /// A component does not exist (a dangling link).
+    Missing,
+}
+
 /// Resolves `target`, a link found in the real directory `dir` (relative to `root`), to a real
-/// path relative to `root`, following further links on the way, as the kernel would. `None`
-/// when it climbs above `root`, is absolute (a host path the sandbox does not show) or takes
-/// more than [`MAX_LINK_HOPS`] links. The path needs no `stat` for `dir`, which is real already;
-/// each component of the target costs one `lstat`.
-pub fn real_path(root: &Path, dir: &str, target: &Path) -> Option<String> {
+/// path relative to `root`, following further links on the way, as the kernel would. The path
+/// needs no `stat` for `dir`, which is real already; each component of the target costs one
+/// `lstat`.
+pub fn real_path(root: &Path, dir: &str, target: &Path) -> Result<String, Unresolved> {
     use std::path::Component;
     let mut out: Vec<String> = dir.split('/').filter(|c| !c.is_empty()).map(str::to_string).collect();
     let mut todo: Vec<String> = Vec::new();
-    let push_target = |todo: &mut Vec<String>, t: &Path| -> Option<()> {
+    let push_target = |todo: &mut Vec<String>, t: &Path| -> Result<(), Unresolved> {
         let mut parts = Vec::new();
         for c in t.components() {
             match c {
-                Component::Normal(n) => parts.push(n.to_str()?.to_string()),
+                Component::Normal(n) => parts.push(n.to_str().ok_or(Unresolved::Missing)?.to_string()),
                 Component::ParentDir => parts.push("..".into()),
                 Component::CurDir => {}
-                Component::RootDir | Component::Prefix(_) => return None,
+                Component::RootDir | Component::Prefix(_) => return Err(Unresolved::Outside),
             }
         }
         // `todo` is a stack: the target's first component goes last.
         todo.extend(parts.into_iter().rev());
-        Some(())
+        Ok(())
     };
     push_target(&mut todo, target)?;
     let mut hops = 0;
     while let Some(c) = todo.pop() {
         if c == ".." {
-            out.pop()?;
+            out.pop().ok_or(Unresolved::Outside)?;
             continue;
         }
         out.push(c);
         let here = root.join(out.join("/"));
-        let meta = fs::symlink_metadata(&here).ok()?;
+        let meta = fs::symlink_metadata(&here).map_err(|_| Unresolved::Missing)?;
         if meta.file_type().is_symlink() {
             hops += 1;
             if hops > MAX_LINK_HOPS {
-                return None;
+                return Err(Unresolved::Outside);
             }
             out.pop();
-            push_target(&mut todo, &fs::read_link(&here).ok()?)?;
+            push_target(&mut todo, &fs::read_link(&here).map_err(|_| Unresolved::Missing)?)?;
         }
     }
-    Some(out.join("/"))
+    Ok(out.join("/"))
 }
 
 /// A position in the listing of one folder: every key after it is still to come.
@@ -202,6 +253,8 @@ pub struct Walk {
     root: PathBuf,
     /// Real paths of the directories walked so far (module docs).
     walked: HashSet<String>,
+    /// Reported by the directories entered since the last [`Walk::take_skipped`].
+    skipped: Vec<Skipped>,
 }
 
 impl Walk {
@@ -209,7 +262,13 @@ impl Walk {
     /// relative path ending with `/`), positioned just after `cursor` (any string; `None` for the
     /// start): the keys still to come are exactly those greater than the cursor.
     pub fn seek(root: &Path, key_prefix: &str, recursive: bool, cursor: Option<&str>) -> Walk {
-        let mut walk = Walk { stack: Vec::new(), recursive, root: root.to_path_buf(), walked: HashSet::new() };
+        let mut walk = Walk {
+            stack: Vec::new(),
+            recursive,
+            root: root.to_path_buf(),
+            walked: HashSet::new(),
+            skipped: Vec::new(),
+        };
         let rest = match cursor {
             None => "",
             Some(c) => match c.strip_prefix(key_prefix) {
@@ -222,7 +281,8 @@ impl Walk {
         };
         let folder = key_prefix.trim_end_matches('/');
         // The listed folder may itself be reached through links.
-        let Some(real) = (if folder.is_empty() { Some(String::new()) } else { real_path(root, "", Path::new(folder)) })
+        let Some(real) =
+            (if folder.is_empty() { Some(String::new()) } else { real_path(root, "", Path::new(folder)).ok() })
         else {
             return walk;
         };
@@ -234,7 +294,12 @@ impl Walk {
         }
         walk.walked.insert(String::new());
         walk.walked.insert(real.clone());
-        let mut dir = Dir::read(root.join(folder), key_prefix.to_string(), real, 0, recursive);
+        let mut dir = Dir::read(root, root.join(folder), key_prefix.to_string(), real, 0, recursive);
+        // A listing from its start reports what the folder skips; from a cursor, the directories
+        // on the cursor's path were entered (and reported) by an earlier page.
+        if cursor.is_none() {
+            walk.skipped = std::mem::take(&mut dir.skipped);
+        }
         let mut rest = rest;
         loop {
             match rest.split_once('/') {
@@ -276,7 +341,8 @@ impl Walk {
                 }
                 Some(item) if top.is_dir(item) => {
                     top.next += 1;
-                    if let Some(child) = top.child(item, &self.root, &mut self.walked, self.recursive) {
+                    if let Some(mut child) = top.child(item, &self.root, &mut self.walked, self.recursive) {
+                        self.skipped.append(&mut child.skipped);
                         self.stack.push(child);
                     }
                 }
@@ -299,5 +365,10 @@ impl Walk {
     /// Whether a key is still to come (reads the directories up to it).
     pub fn has_more(&mut self) -> bool {
         self.advance()
+    }
+
+    /// What the directories entered since the last call skip (module docs).
+    pub fn take_skipped(&mut self) -> Vec<Skipped> {
+        std::mem::take(&mut self.skipped)
     }
 }

@@ -243,7 +243,7 @@ impl Backend for Redis {
         }
         let done = started && scan == "0" && pending.is_empty();
         let next_cursor = (!done).then(|| ListCursor { scan, pending }.encode());
-        Ok(Page { entries, next_cursor })
+        Ok(Page { entries, next_cursor, skipped: Vec::new() })
     }
 
     fn stat(&self, key: &str) -> Result<Entry, Error> {

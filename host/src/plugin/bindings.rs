@@ -6,13 +6,14 @@
 //! is dropped only when no supported adapter needs it.
 
 /// The versions this host loads, oldest first (shown in refusals).
-pub const SUPPORTED: [&str; 2] = ["0.1.0", "0.2.0"];
+pub const SUPPORTED: [&str; 3] = ["0.1.0", "0.2.0", "0.3.0"];
 
 /// The WIT version an adapter was built against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     V0_1_0,
     V0_2_0,
+    V0_3_0,
 }
 
 impl Version {
@@ -21,14 +22,38 @@ impl Version {
         match self {
             Version::V0_1_0 => "0.1.0",
             Version::V0_2_0 => "0.2.0",
+            Version::V0_3_0 => "0.3.0",
         }
     }
 }
 
 /// Conversions between one version's generated types and the host's; the same text in every
-/// version module (each has its own `wit`, `Direction`, ... types).
+/// version module (each has its own `wit`, `Direction`, ... types). `conversions!(skipped)` is
+/// for versions whose pages have `skipped` (0.3.0 and later).
 macro_rules! conversions {
     () => {
+        conversions!(@common);
+
+        impl From<wit::Page> for domain::Page {
+            fn from(p: wit::Page) -> Self {
+                let entries = p.entries.into_iter().map(Into::into).collect();
+                domain::Page { entries, next_cursor: p.next_cursor, skipped: Vec::new() }
+            }
+        }
+    };
+    (skipped) => {
+        conversions!(@common);
+
+        impl From<wit::Page> for domain::Page {
+            fn from(p: wit::Page) -> Self {
+                let skipped =
+                    p.skipped.into_iter().map(|s| domain::Skipped { name: s.name, reason: s.reason, error: s.error });
+                let entries = p.entries.into_iter().map(Into::into).collect();
+                domain::Page { entries, next_cursor: p.next_cursor, skipped: skipped.collect() }
+            }
+        }
+    };
+    (@common) => {
         use crate::domain;
         use crate::error::{ErrorKind, StorageError};
 
@@ -56,12 +81,6 @@ macro_rules! conversions {
         impl From<wit::Entry> for domain::Entry {
             fn from(e: wit::Entry) -> Self {
                 domain::Entry { key: e.key, size: e.size, etag: e.etag, last_modified: e.last_modified }
-            }
-        }
-
-        impl From<wit::Page> for domain::Page {
-            fn from(p: wit::Page) -> Self {
-                domain::Page { entries: p.entries.into_iter().map(Into::into).collect(), next_cursor: p.next_cursor }
             }
         }
 
@@ -168,4 +187,18 @@ pub mod since_v0_2_0 {
     pub use exports::stowage::storage::backend_api::{ByteRange, Direction, Method};
 
     conversions!();
+}
+
+/// `stowage:storage@0.3.0` (`wit/since_v0.3.0`): 0.2.0 plus `page.skipped`.
+pub mod since_v0_3_0 {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.3.0",
+        world: "adapter",
+        exports: { default: async },
+    });
+
+    pub use self::stowage::storage::types as wit;
+    pub use exports::stowage::storage::backend_api::{ByteRange, Direction, Method};
+
+    conversions!(skipped);
 }

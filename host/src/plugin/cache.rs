@@ -1,4 +1,4 @@
-//! The per-storage cache adapters of WIT 0.2.0 import (`host-cache`): small values (an OAuth
+//! The per-storage cache adapters of WIT 0.2.0 and later import (`host-cache`): small values (an OAuth
 //! access token until its expiry) that outlive one instance and are shared by concurrent ones.
 //! Bounded, in memory, lost at restart; an adapter must work with an empty cache.
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use wasmtime::Engine;
 
 use super::Limits;
-use super::bindings::{since_v0_1_0, since_v0_2_0};
+use super::bindings::{since_v0_1_0, since_v0_2_0, since_v0_3_0};
 use super::cache::HostCache;
 use super::grants::Grant;
 use super::sandbox::{Sandbox, new_store};
@@ -18,12 +18,14 @@ use crate::domain::AdapterInfo;
 pub(crate) enum Pre {
     V0_1_0(since_v0_1_0::AdapterPre<Sandbox>),
     V0_2_0(since_v0_2_0::AdapterPre<Sandbox>),
+    V0_3_0(since_v0_3_0::AdapterPre<Sandbox>),
 }
 
 /// A live instance's bindings, of its WIT version.
 pub(crate) enum Bindings {
     V0_1_0(since_v0_1_0::Adapter),
     V0_2_0(since_v0_2_0::Adapter),
+    V0_3_0(since_v0_3_0::Adapter),
 }
 
 /// Runs `$body` with `$v` bound to the value inside a [`Pre`] or [`Bindings`] and `$m` naming
@@ -47,6 +49,13 @@ macro_rules! dispatch {
                 use super::bindings::since_v0_2_0 as $m;
                 #[allow(unused_variables)]
                 let $wrap = Bindings::V0_2_0;
+                $body
+            }
+            $enum::V0_3_0($v) => {
+                #[allow(unused_imports)]
+                use super::bindings::since_v0_3_0 as $m;
+                #[allow(unused_variables)]
+                let $wrap = Bindings::V0_3_0;
                 $body
             }
         }

@@ -12,7 +12,7 @@
 //!    the next call. [`sessions`] opens them on stored storages under the operator's [`Policy`]
 //!    and pools idle ones.
 //! 5. [`bindings`] holds one module per supported WIT version and [`component`] a component of
-//!    any of them; [`cache`] is the per-storage cache that version 0.2.0 imports.
+//!    any of them; [`cache`] is the per-storage cache that versions since 0.2.0 import.
 
 pub mod bindings;
 pub mod cache;

@@ -11,7 +11,7 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use super::Limits;
-use super::bindings::{SUPPORTED, Version, since_v0_1_0, since_v0_2_0};
+use super::bindings::{SUPPORTED, Version, since_v0_1_0, since_v0_2_0, since_v0_3_0};
 use super::cache::HostCache;
 use super::component::{Pre, describe};
 use super::engine;
@@ -116,7 +116,7 @@ pub struct Registry {
     pub engine: Engine,
     pub limits: Limits,
     linker: Linker<Sandbox>,
-    /// Values adapters (WIT 0.2.0) keep per storage across instances.
+    /// Values adapters (WIT 0.2.0 and later) keep per storage across instances.
     pub cache: Arc<HostCache>,
     /// Storage types that may be loaded (`--allowed-adapters`); empty allows all.
     allowed_types: Vec<String>,
@@ -180,6 +180,10 @@ impl Registry {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         // Imports of newer WIT versions; a 0.1.0 component does not ask for them.
         since_v0_2_0::stowage::storage::host_cache::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
+            &mut linker,
+            |s| s,
+        )?;
+        since_v0_3_0::stowage::storage::host_cache::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
             &mut linker,
             |s| s,
         )?;
@@ -247,8 +251,9 @@ impl Registry {
         let api = exports.iter().find_map(|e| e.strip_prefix("stowage:storage/backend-api@"));
         match api {
             Some(v) if !SUPPORTED.contains(&v) => bail!(
-                "built for stowage:storage@{v}, which this host does not support (it loads {})",
-                SUPPORTED.join(" and ")
+                "built for stowage:storage@{v}, which this host does not support (it loads {} and {})",
+                SUPPORTED[..SUPPORTED.len() - 1].join(", "),
+                SUPPORTED[SUPPORTED.len() - 1]
             ),
             None => bail!(
                 "not a stowage:storage adapter: it exports {}, not stowage:storage/backend-api",
@@ -260,6 +265,9 @@ impl Registry {
             .linker
             .instantiate_pre(component)
             .map_err(|e| anyhow::Error::from(e).context("the adapter imports something the host does not provide"))?;
+        if let Ok(p) = since_v0_3_0::AdapterPre::new(pre.clone()) {
+            return Ok((Version::V0_3_0, Pre::V0_3_0(p)));
+        }
         if let Ok(p) = since_v0_2_0::AdapterPre::new(pre.clone()) {
             return Ok((Version::V0_2_0, Pre::V0_2_0(p)));
         }

@@ -1,5 +1,5 @@
 //! The store of one adapter instance: WASI with only what the grant allows, HTTP egress checked
-//! by [`super::egress`], the host cache (WIT 0.2.0), the memory cap and the per-call deadline
+//! by [`super::egress`], the host cache (WIT 0.2.0 and later), the memory cap and the per-call deadline
 //! (epoch interruption); and how a call that broke a limit is reported.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::Limits;
-use super::bindings::since_v0_2_0;
+use super::bindings::{since_v0_2_0, since_v0_3_0};
 use super::cache::HostCache;
 use super::egress::Egress;
 use super::grants::Grant;
@@ -21,7 +21,7 @@ use crate::error::{ErrorKind, StorageError};
 /// egress policy, resource table, memory limiter and the running call's deadline.
 pub struct Sandbox {
     wasi: WasiCtx,
-    /// The per-storage cache (WIT 0.2.0 `host-cache`) and this storage's namespace in it.
+    /// The per-storage cache (`host-cache`, WIT 0.2.0 and later) and this storage's namespace in it.
     cache: Arc<HostCache>,
     namespace: [u8; 32],
     http: WasiHttpCtx,
@@ -55,6 +55,17 @@ impl since_v0_2_0::stowage::storage::host_cache::Host for Sandbox {
         if key.len() <= MAX_CACHE_KEY_BYTES {
             self.cache.set(&self.namespace, &key, value, Duration::from_secs(ttl_seconds.into()));
         }
+    }
+}
+
+/// The same cache under 0.3.0's name for the import.
+impl since_v0_3_0::stowage::storage::host_cache::Host for Sandbox {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        since_v0_2_0::stowage::storage::host_cache::Host::get(self, key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) {
+        since_v0_2_0::stowage::storage::host_cache::Host::set(self, key, value, ttl_seconds)
     }
 }
 

@@ -172,6 +172,19 @@ struct Import<'a> {
     authors: Arc<Authors>,
 }
 
+/// The counts of a page, committed with its last part (so that a page listed again after a
+/// kill inside it is counted once).
+struct PageEnd<'a> {
+    /// Objects the listing returned.
+    listed: u64,
+    /// Of them, those that passed the filters.
+    matched: u64,
+    /// Tasks not created because another storage of the project imported their object.
+    already_imported: u64,
+    /// What the listing left out ([`crate::domain::Skipped`]).
+    skipped: &'a [crate::domain::Skipped],
+}
+
 /// How the task files of a page are read.
 struct Reading {
     /// Bytes per ranged read.
@@ -193,9 +206,8 @@ impl Import<'_> {
         tracker: &mut Tracker,
     ) -> Result<(), SyncError> {
         let store = &self.app.store;
-        // Counted with the page's last commit only: a page listed again after a kill inside it
-        // is counted once.
         let listed = page.entries.len() as u64;
+        let skipped = page.skipped;
         let mut candidates = stages::select(page.entries, self.filter.as_ref(), self.on_basename);
         let matched = candidates.len() as u64;
         let keys: Vec<&str> = candidates.iter().map(|e| e.key.as_str()).collect();
@@ -259,26 +271,33 @@ impl Import<'_> {
             self.task_files(session, helpers, work, tracker).await?
         };
         let last = Part { created: &created, changed: &changed, reappeared: &reappeared, seen: &seen, open: None };
-        self.commit(tracker, last, page.next_cursor.as_deref(), Some((listed, matched, already_imported)))?;
+        let end = PageEnd { listed, matched, already_imported, skipped: &skipped };
+        self.commit(tracker, last, page.next_cursor.as_deref(), Some(end))?;
         tracker.cursor = page.next_cursor;
         Ok(())
     }
 
     /// Commits `part` of the page being imported: the whole rest of it with `cursor` when
-    /// `last` (the page's objects listed and matched, and the tasks found imported by another
-    /// storage), else tasks only, the cursor staying where it is.
+    /// `last` (with the page's counts), else tasks only, the cursor staying where it is.
     fn commit(
         &self,
         tracker: &mut Tracker,
         part: Part,
         cursor: Option<&str>,
-        last: Option<(u64, u64, u64)>,
+        last: Option<PageEnd>,
     ) -> Result<(), SyncError> {
         let mut counters = tracker.counters.clone();
-        if let Some((listed, matched, _)) = last {
+        if let Some(end) = &last {
             counters.pages_done += 1;
-            counters.objects_listed += listed;
-            counters.objects_matched += matched;
+            counters.objects_listed += end.listed;
+            counters.objects_matched += end.matched;
+            for s in end.skipped {
+                if s.error {
+                    counters.fail(format!("{}: {}", s.name, s.reason));
+                } else {
+                    counters.objects_left_out += 1;
+                }
+            }
         }
         let commit = PageCommit {
             run_id: tracker.run_id,
@@ -290,7 +309,7 @@ impl Import<'_> {
             seen: part.seen,
             cursor,
             part: last.is_none().then_some(part.open),
-            already_imported: last.map_or(0, |(_, _, elsewhere)| elsewhere),
+            already_imported: last.map_or(0, |end| end.already_imported),
         };
         let store = &self.app.store;
         store::blocking(|| store.commit_page(&commit, &mut counters, &|c| tracker.meta_for(c)))?;

@@ -139,7 +139,7 @@ fn page_of(mut keys: Vec<String>, cursor: Option<String>, page_size: u32) -> Pag
     let next_cursor = if rest.len() > taken.len() { taken.last().cloned() } else { None };
     let entries =
         taken.iter().map(|key| Entry { key: key.clone(), size: 0, etag: None, last_modified: None }).collect();
-    Page { entries, next_cursor }
+    Page { entries, next_cursor, skipped: Vec::new() }
 }
 
 impl HttpIndex {

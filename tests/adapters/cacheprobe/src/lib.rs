@@ -1,5 +1,5 @@
 //! A test adapter for the host's WIT version dispatch: built with wit-bindgen directly against
-//! `stowage:storage@0.2.0`, while the SDK (and every real adapter) targets 0.1.0. Its `list`
+//! `stowage:storage@0.2.0`, while the SDK (and every real adapter) targets the newest. Its `list`
 //! counts calls in the 0.2.0 `host-cache` import and lists one key, `call-N.json`, so a test can
 //! see that the count survives instance rebuilds and is kept per storage.
 

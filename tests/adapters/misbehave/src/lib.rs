@@ -93,7 +93,7 @@ fn pages(spec: &str, cursor: Option<String>) -> Result<Page, Error> {
     } else {
         vec![]
     };
-    Ok(Page { entries, next_cursor: (page + 1 < n).then(|| (page + 1).to_string()) })
+    Ok(Page { entries, next_cursor: (page + 1 < n).then(|| (page + 1).to_string()), skipped: Vec::new() })
 }
 
 /// Sends `GET url` (`http://host[:port]/path`) and returns the status.
@@ -171,12 +171,13 @@ impl Backend for Misbehave {
             return pages(spec, cursor);
         }
         if let Some(entries) = self.probe() {
-            return entries.map(|entries| Page { entries, next_cursor: None });
+            return entries.map(|entries| Page { entries, next_cursor: None, skipped: Vec::new() });
         }
         self.misbehave();
         Ok(Page {
             entries: vec![Entry { key: "ok.json".into(), size: 2, etag: None, last_modified: None }],
             next_cursor: None,
+            skipped: Vec::new(),
         })
     }
 
