@@ -275,6 +275,28 @@ def test_annotations_in_a_task_file_are_imported_alike(label_studio, server):
     assert (imported[0][2], kept_time) == ([False], [True])
 
 
+def test_ground_truth_defaults_differ_between_project_import_and_storage_sync(label_studio, server):
+    """Label Studio's project import takes an annotation without `ground_truth` as ground truth;
+    its storage sync does not. stowage answers the same on both paths."""
+    task = {"data": {"text": "gt"}, "annotations": [{"result": []}, {"result": [], "ground_truth": False}]}
+    answers = []
+    for target in (label_studio, server):
+        pid = new_project(target)
+        r = api(target, "POST", f"/api/projects/{pid}/import", json=[task])
+        assert r.status_code == 201, r.text
+        [imported] = api(target, "GET", "/api/tasks", params={"project": pid}).json()["tasks"]
+        folder = target.doc_root / "ground-truth"
+        folder.mkdir(exist_ok=True)
+        (folder / "task.json").write_text(json.dumps(task))
+        pid = new_project(target)
+        s = synced(target, local_storage(target, pid, folder, use_blob_urls=False))
+        assert (s["status"], s["last_sync_count"]) == ("completed", 1), s
+        [synced_task] = api(target, "GET", "/api/tasks", params={"project": pid}).json()["tasks"]
+        answers.append([[a["ground_truth"] for a in api(target, "GET", f"/api/tasks/{t['id']}/annotations").json()]
+                        for t in (imported, synced_task)])
+    assert answers[1] == answers[0] == [[True, False], [False, False]]
+
+
 def test_the_tolerated_list_gives_a_reason_for_each_difference():
     for what, (_, _, why) in TOLERATED.items():
         assert len(why) > 20, what

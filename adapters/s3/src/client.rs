@@ -10,6 +10,11 @@ use crate::config::{DEFAULT_REGION, S3Config};
 use crate::error::S3Failure;
 use crate::{sign, xml};
 
+/// The host-cache key of the discovered region (the cache is per storage configuration).
+const REGION_CACHE_KEY: &str = "region";
+/// How long a discovered region is kept: the host's most, one day.
+const REGION_CACHE_SECONDS: u32 = 86_400;
+
 /// Where requests for one bucket go.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Addressing {
@@ -94,6 +99,8 @@ impl Client {
     }
 
     /// Region and addressing, discovering the bucket's region first when `region_name` is empty.
+    /// A discovered region is kept in the host's cache for this storage (a bucket keeps its
+    /// region for life), so new instances skip the discovery requests.
     ///
     /// # Errors
     /// A transport failure of the discovery request (not cached: the next call tries again).
@@ -101,7 +108,17 @@ impl Client {
         if let Some(bound) = self.bound.get() {
             return Ok(bound);
         }
-        let region = self.discover_region()?;
+        let cached = stowage_sdk::cache::get(REGION_CACHE_KEY).and_then(|v| String::from_utf8(v).ok());
+        let region = match cached {
+            Some(region) => region,
+            None => match self.discover_region()? {
+                Some(region) => {
+                    stowage_sdk::cache::set(REGION_CACHE_KEY, region.as_bytes(), REGION_CACHE_SECONDS);
+                    region
+                }
+                None => DEFAULT_REGION.to_string(),
+            },
+        };
         let addressing = Addressing::of(&self.config, &region);
         Ok(self.bound.get_or_init(|| Bound { region, addressing }))
     }
@@ -112,21 +129,21 @@ impl Client {
     /// that names the region (the `x-amz-bucket-region` header of AWS, the `<Region>` of an
     /// `AuthorizationHeaderMalformed` document, which S3-compatible servers such as Garage and
     /// MinIO send); else a HeadBucket for its `x-amz-bucket-region` header (AWS sends it even
-    /// with a 403, when GetBucketLocation is not allowed). When nothing names a region,
-    /// `us-east-1`, and the real request reports what is wrong.
-    pub fn discover_region(&self) -> Result<String, Error> {
+    /// with a 403, when GetBucketLocation is not allowed). `None` when nothing names a region:
+    /// then `us-east-1` is used, uncached, and the real request reports what is wrong.
+    pub fn discover_region(&self) -> Result<Option<String>, Error> {
         let probe =
             Bound { region: DEFAULT_REGION.to_string(), addressing: Addressing::of(&self.config, DEFAULT_REGION) };
         let response = self.send_with(&probe, "GET", Target::Bucket, &[("location", "")], vec![], vec![])?;
         if response.is_success() {
             if let Some(region) = xml::parse_location(&response.body) {
-                return Ok(region);
+                return Ok(Some(region));
             }
         } else if let Some(region) = failure(&response).region {
-            return Ok(region);
+            return Ok(Some(region));
         }
         let response = self.send_with(&probe, "HEAD", Target::Bucket, &[], vec![], vec![])?;
-        Ok(failure(&response).region.unwrap_or_else(|| DEFAULT_REGION.to_string()))
+        Ok(failure(&response).region)
     }
 
     /// Signs (when credentials are set) and sends a request about `target`. Any HTTP status is

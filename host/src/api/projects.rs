@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, Body, Path};
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::Project;
-use crate::tasks::{Authors, label_config, task_from_value};
+use crate::tasks::{Authors, ground_truth_by_default, label_config, task_from_value};
 
 /// The projects routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -133,7 +133,8 @@ async fn import(
     let started = std::time::Instant::now();
     let mut tasks = Vec::with_capacity(items.len());
     let authors = Authors::new(app.store.user_emails()?);
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, mut item) in items.into_iter().enumerate() {
+        ground_truth_by_default(&mut item);
         tasks.push(task_from_value(item, &authors).map_err(|e| ApiError::BadRequest(format!("Task {i}: {e}")))?);
     }
     let annotations: usize = tasks.iter().map(|t| t.annotations.len()).sum();

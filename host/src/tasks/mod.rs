@@ -9,7 +9,7 @@ pub mod stream;
 pub mod uri;
 
 pub use label_config::first_data_key;
-pub use parse::{Authors, task_from_value};
+pub use parse::{Authors, ground_truth_by_default, task_from_value};
 pub use stream::{ParsedFile, parse_task_file};
 
 /// Key under which blob-mode tasks store their URI (Label Studio's `settings.DATA_UNDEFINED_NAME`).

@@ -80,6 +80,18 @@ pub(super) fn check_extension(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Marks the annotations of `task` (a task in Label Studio's import format) that do not say
+/// `ground_truth` as ground truth, as Label Studio's project import does
+/// (`tasks/serializers.py::TaskSerializerBulk.add_annotations`: `pop('ground_truth', True)`);
+/// its storage sync (`AnnotationSerializer`, the model's default) and [`task_from_value`] take
+/// them as not. Anything else is left as it is.
+pub fn ground_truth_by_default(task: &mut Value) {
+    let Some(Value::Array(annotations)) = task.get_mut("annotations") else { return };
+    for a in annotations.iter_mut().filter_map(Value::as_object_mut) {
+        a.entry("ground_truth").or_insert(Value::Bool(true));
+    }
+}
+
 /// One task from a JSON value: `{"data": {...}, "annotations": [...], "predictions": [...]}`,
 /// or a plain object that is the task data itself. Annotations name their author among
 /// `authors`.
@@ -239,5 +251,25 @@ mod tests {
         let e =
             task_from_value(json!({"data": {}, "predictions": [{}, {"result": 1}]}), &Authors::default()).unwrap_err();
         assert_eq!(e, "prediction 1: \"result\" must be a list");
+    }
+
+    /// Project import takes an annotation as ground truth unless it says otherwise; a storage's
+    /// task file does not.
+    #[test]
+    fn project_import_marks_ground_truth_by_default() {
+        let task = json!({"data": {}, "annotations": [{"result": []}, {"result": [], "ground_truth": false}, 3]});
+        let truths = |t: Value| -> Vec<bool> {
+            let mut t = t;
+            t["annotations"].as_array_mut().unwrap().pop();
+            task_from_value(t, &Authors::default()).unwrap().annotations.iter().map(|a| a.ground_truth).collect()
+        };
+        assert_eq!(truths(task.clone()), [false, false]);
+        let mut imported = task;
+        ground_truth_by_default(&mut imported);
+        assert_eq!(imported["annotations"][2], json!(3));
+        assert_eq!(truths(imported), [true, false]);
+        let mut plain = json!({"text": "x", "annotations": "not a list"});
+        ground_truth_by_default(&mut plain);
+        assert_eq!(plain, json!({"text": "x", "annotations": "not a list"}));
     }
 }

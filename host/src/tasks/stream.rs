@@ -230,7 +230,8 @@ impl TaskStream {
                 }
             };
             self.scanned = 0;
-            let text = std::str::from_utf8(&rest[..end]).expect("checked UTF-8").trim();
+            // JSON's whitespace only: a line starting with U+00A0 is not JSON, as for any parser.
+            let text = std::str::from_utf8(&rest[..end]).expect("checked UTF-8").trim_matches(JSON_BLANK);
             let this_line = line_no;
             if text.is_empty() {
                 pos += end;
@@ -305,7 +306,17 @@ impl TaskStream {
             return Ok(());
         }
         let text = std::str::from_utf8(&self.pending).expect("checked UTF-8");
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let v: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            // JSON Lines whose first line is broken, rather than one object: that line is
+            // reported and the others import (Label Studio fails the whole file).
+            Err(_) if broken_first_line(text) => {
+                self.format = Format::Lines;
+                self.scanned = 0;
+                return self.lines(out, eof);
+            }
+            Err(e) => return Err(format!("invalid JSON: {e}")),
+        };
         self.pending.clear();
         let t = task_from_value(v, &self.authors)?;
         out.push((None, t));
@@ -412,6 +423,18 @@ impl TaskStream {
 
 fn newlines(b: &[u8]) -> u64 {
     b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+/// JSON's insignificant whitespace (RFC 8259, section 2).
+const JSON_BLANK: &[char] = &[' ', '\t', '\n', '\r'];
+
+/// Whether `text`, which is not one JSON value, reads as JSON Lines with a broken first line:
+/// its first non-blank line is written as a whole object (`{...}`, where a pretty-printed
+/// object's first line is an opening `{`) and another non-blank line follows.
+fn broken_first_line(text: &str) -> bool {
+    let mut lines = text.lines().map(|l| l.trim_matches(JSON_BLANK)).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("");
+    first.len() > 1 && first.starts_with('{') && first.ends_with('}') && lines.next().is_some()
 }
 
 /// Whitespace and a UTF-8 byte-order mark at the start of `b`.
@@ -522,6 +545,24 @@ mod tests {
         assert_eq!(problems.len(), 2);
         assert!(problems[0].starts_with("line 2: invalid JSON: key must be a string"), "{problems:?}");
         assert_eq!(problems[1], "line 3: a task must be a JSON object");
+
+        // A broken first line of JSON Lines: that line is reported, the others import (after
+        // blank lines too, at any chunk size); a broken pretty-printed object stays one error.
+        for chunk in [1, 5, 100] {
+            let (rows, problems, error) = read(b"\n{\"t\": oops}\n\n{\"t\": 2}\n{\"t\": 3}", chunk);
+            assert_eq!(rows, [(Some(1), json!({"t": 2})), (Some(2), json!({"t": 3}))], "chunk {chunk}");
+            assert_eq!(error, None);
+            assert_eq!(problems.len(), 1);
+            assert!(problems[0].starts_with("line 2: invalid JSON: expected value"), "{problems:?}");
+        }
+        // Only JSON's whitespace is blank: a line led by U+00A0 is no JSON.
+        let (rows, problems, _) = read("{\"t\": 1}\n\u{a0}{\"t\": 2}\n".as_bytes(), 3);
+        assert_eq!(rows, [(Some(0), json!({"t": 1}))]);
+        assert!(problems[0].starts_with("line 2: invalid JSON: expected value"), "{problems:?}");
+        let (rows, problems, error) = read(b"{\n  \"t\": oops\n}\n{\"t\": 2}\n", 4);
+        assert_eq!((rows.len(), problems.len()), (0, 0));
+        let error = error.unwrap();
+        assert!(error.starts_with("invalid JSON: expected value"), "{error}");
 
         let (rows, problems, error) = read(b"[{\"t\": 1}, 5, {\"t\": 3}]", 4);
         assert_eq!(
