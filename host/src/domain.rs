@@ -105,7 +105,7 @@ pub struct Page {
 /// A name a listing left out of its entries, and why (WIT 0.3.0 `skipped`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
-    /// Relative to the storage root; bytes that are not UTF-8 written `\xNN`.
+    /// A key or a folder (`dir/`), relative to the storage root.
     pub name: String,
     /// Shown to users.
     pub reason: String,
@@ -503,8 +503,9 @@ pub struct SyncCounters {
     pub tasks_marked: u64,
     /// Listing pages committed.
     pub pages_done: u64,
-    /// Objects that could not be imported (or annotations not written); the first
-    /// [`MAX_FAILURE_LINES`] are kept in `failures`.
+    /// Objects that could not be imported (or annotations not written; a folder whose names
+    /// the adapter cannot read counts once); the first [`MAX_FAILURE_LINES`] are kept in
+    /// `failures`.
     pub objects_failed: u64,
     /// Bad tasks skipped inside task files that otherwise imported (a JSONL line that is not
     /// JSON, an element that is not a task); each file's first ones are named in `failures`.

@@ -80,8 +80,8 @@ pub fn read(path: &Path) -> Option<Entries> {
             }
             Ok(None) => return Some(out),
             Err(ErrorCode::IllegalByteSequence) => out.not_utf8 += 1,
-            // The stream ends at any other error (the directory went away while read).
-            Err(_) => return Some(out),
+            // An entry removed while the directory is read; the host's stream goes on after it.
+            Err(_) => continue,
         }
     }
 }

@@ -297,7 +297,7 @@ impl Walk {
         let mut dir = Dir::read(root, root.join(folder), key_prefix.to_string(), real, 0, recursive);
         // A listing from its start reports what the folder skips; from a cursor, the directories
         // on the cursor's path were entered (and reported) by an earlier page.
-        if cursor.is_none() {
+        if cursor.is_none_or(|c| c < key_prefix) {
             walk.skipped = std::mem::take(&mut dir.skipped);
         }
         let mut rest = rest;

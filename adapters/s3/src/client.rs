@@ -12,8 +12,9 @@ use crate::{sign, xml};
 
 /// The host-cache key of the discovered region (the cache is per storage configuration).
 const REGION_CACHE_KEY: &str = "region";
-/// How long a discovered region is kept: the host's most, one day.
-const REGION_CACHE_SECONDS: u32 = 86_400;
+/// How long a discovered region is kept (an hour: a bucket keeps its region, but the same name
+/// may be deleted and made again elsewhere, or the server reconfigured).
+const REGION_CACHE_SECONDS: u32 = 3_600;
 
 /// Where requests for one bucket go.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,8 +100,8 @@ impl Client {
     }
 
     /// Region and addressing, discovering the bucket's region first when `region_name` is empty.
-    /// A discovered region is kept in the host's cache for this storage (a bucket keeps its
-    /// region for life), so new instances skip the discovery requests.
+    /// A discovered region is kept in the host's cache for this storage for an hour, so new
+    /// instances skip the discovery requests.
     ///
     /// # Errors
     /// A transport failure of the discovery request (not cached: the next call tries again).

@@ -239,7 +239,9 @@ impl Session {
             let message = format!("the adapter listed {} keys for a page of {page_size}", page.entries.len());
             return Err(self.failed((StorageError::new(ErrorKind::AdapterFailed, "list", message), true)));
         }
-        let bytes = page.entries.iter().map(|e| e.key.len() + e.etag.as_ref().map_or(0, String::len) + 32).sum();
+        let entries = page.entries.iter().map(|e| e.key.len() + e.etag.as_ref().map_or(0, String::len) + 32);
+        let skipped = page.skipped.iter().map(|s| s.name.len() + s.reason.len() + 8);
+        let bytes = entries.sum::<usize>() + skipped.sum::<usize>();
         self.bounded("list", page, bytes)
     }
 

@@ -239,10 +239,31 @@ impl TaskStream {
                 continue;
             }
             if self.format == Format::ObjectOrLines && self.first.is_none() {
-                match serde_json::from_str::<Value>(text) {
-                    Ok(v) => self.first = Some((this_line, v)),
+                let parsed = serde_json::from_str::<Value>(text);
+                // A broken line written as one object (`{...}`) followed by a line that is a
+                // JSON value by itself is JSON Lines, not an object over several lines (after
+                // an object's line ending in `}` comes `,`, `]` or `}`, never a value): it is
+                // reported and the other lines import (Label Studio fails the whole file).
+                let lines_follow = match &parsed {
+                    Err(_) if text.len() > 1 && text.starts_with('{') && text.ends_with('}') => {
+                        next_line_is_a_value(&rest[end..], eof)
+                    }
+                    _ => Some(false),
+                };
+                match (parsed, lines_follow) {
+                    (Ok(v), _) => self.first = Some((this_line, v)),
+                    (Err(e), Some(true)) => {
+                        self.format = Format::Lines;
+                        self.row += 1;
+                        self.bad(format!("line {this_line}: invalid JSON: {e}"));
+                    }
+                    // The next line has not come yet: decide when it has.
+                    (Err(_), None) => {
+                        self.scanned = 0;
+                        break Ok(());
+                    }
                     // Not one line: one object over many lines, read whole at the end.
-                    Err(_) => {
+                    (Err(_), Some(false)) => {
                         self.consume_lines(pos, line_no);
                         self.format = Format::Whole;
                         return self.whole_object(out, eof);
@@ -308,13 +329,6 @@ impl TaskStream {
         let text = std::str::from_utf8(&self.pending).expect("checked UTF-8");
         let v: Value = match serde_json::from_str(text) {
             Ok(v) => v,
-            // JSON Lines whose first line is broken, rather than one object: that line is
-            // reported and the others import (Label Studio fails the whole file).
-            Err(_) if broken_first_line(text) => {
-                self.format = Format::Lines;
-                self.scanned = 0;
-                return self.lines(out, eof);
-            }
             Err(e) => return Err(format!("invalid JSON: {e}")),
         };
         self.pending.clear();
@@ -428,22 +442,35 @@ fn newlines(b: &[u8]) -> u64 {
 /// JSON's insignificant whitespace (RFC 8259, section 2).
 const JSON_BLANK: &[char] = &[' ', '\t', '\n', '\r'];
 
-/// Whether `text`, which is not one JSON value, reads as JSON Lines with a broken first line:
-/// its first non-blank line is written as a whole object (`{...}`, where a pretty-printed
-/// object's first line is an opening `{`) and another non-blank line follows.
-fn broken_first_line(text: &str) -> bool {
-    let mut lines = text.lines().map(|l| l.trim_matches(JSON_BLANK)).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("");
-    first.len() > 1 && first.starts_with('{') && first.ends_with('}') && lines.next().is_some()
+/// Whether the first non-blank line of `after` is a JSON value by itself; `None` while that
+/// line is not complete (more bytes are to come).
+fn next_line_is_a_value(after: &[u8], eof: bool) -> Option<bool> {
+    let mut rest = after;
+    loop {
+        let (line, more) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None if eof => (rest, None),
+            None => return None,
+        };
+        let Ok(text) = std::str::from_utf8(line) else { return Some(false) };
+        let text = text.trim_matches(JSON_BLANK);
+        if !text.is_empty() {
+            return Some(serde_json::from_str::<Value>(text).is_ok());
+        }
+        match more {
+            Some(more) => rest = more,
+            None => return Some(false),
+        }
+    }
 }
 
-/// Whitespace and a UTF-8 byte-order mark at the start of `b`.
+/// JSON's whitespace and a UTF-8 byte-order mark at the start of `b`.
 fn leading_blank(b: &[u8]) -> usize {
     let mut n = 0;
     loop {
         if b[n..].starts_with("\u{feff}".as_bytes()) {
             n += 3;
-        } else if b.get(n).is_some_and(u8::is_ascii_whitespace) {
+        } else if b.get(n).is_some_and(|&c| JSON_BLANK.contains(&char::from(c))) {
             n += 1;
         } else {
             return n;
@@ -555,6 +582,14 @@ mod tests {
             assert_eq!(problems.len(), 1);
             assert!(problems[0].starts_with("line 2: invalid JSON: expected value"), "{problems:?}");
         }
+        // Decided at the second line: its tasks come before the file ends (not held whole).
+        let mut stream = TaskStream::new("t.jsonl", true).unwrap();
+        let mut out = Vec::new();
+        stream.feed(b"{\"t\": oops}\n{\"t\": 2}\n{\"t\": 3}\n", &mut out).unwrap();
+        assert_eq!(
+            out.into_iter().map(|(r, t)| (r, t.data)).collect::<Vec<_>>(),
+            [(Some(1), json!({"t": 2})), (Some(2), json!({"t": 3}))]
+        );
         // Only JSON's whitespace is blank: a line led by U+00A0 is no JSON.
         let (rows, problems, _) = read("{\"t\": 1}\n\u{a0}{\"t\": 2}\n".as_bytes(), 3);
         assert_eq!(rows, [(Some(0), json!({"t": 1}))]);
