@@ -204,6 +204,16 @@ async fn the_labeling_config_is_read_as_xml() {
     }
 }
 
+/// A project of images and a blob-mode local storage scanning `dir` recursively: the project id
+/// and the storage's API path.
+async fn images_scanned(svc: &Service, dir: &std::path::Path) -> (i64, String) {
+    let project = svc.project(r#"<View><Image name="i" value="$image"/></View>"#).await;
+    let body = json!({"project": project, "path": dir, "use_blob_urls": true, "recursive_scan": true});
+    let r = svc.post("/api/storages/localfiles", body).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    (project, format!("/api/storages/localfiles/{}", r.body["id"]))
+}
+
 /// A recursive scan walks each real folder once: link loops end, a link to a folder inside the
 /// storage lists its files once (under the first key reaching it), links out are not followed,
 /// and every sync of such a folder completes quickly (a loop once timed each listing out until
@@ -221,15 +231,7 @@ async fn symlinked_folders_are_imported_once_per_real_folder() {
     symlink("..", dir.join("sub/up")).unwrap();
     symlink("../z", dir.join("sub/toz")).unwrap();
     symlink(&outside, dir.join("out")).unwrap();
-    let project = svc.project(r#"<View><Image name="i" value="$image"/></View>"#).await;
-    let r = svc
-        .post(
-            "/api/storages/localfiles",
-            json!({"project": project, "path": dir, "use_blob_urls": true, "recursive_scan": true}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let storage = format!("/api/storages/localfiles/{}", r.body["id"]);
+    let (project, storage) = images_scanned(&svc, &dir).await;
     for (run, created) in [(1, 4), (2, 0), (3, 0)] {
         let s = svc.sync(&storage).await.body;
         assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(created)), "{run}");
@@ -262,15 +264,7 @@ async fn names_that_are_not_utf8_are_reported_by_folder_and_the_rest_imports() {
     std::fs::write(dir.join(OsStr::from_bytes(b"caf\xe9.jpg")), b"C").unwrap();
     std::fs::write(dir.join("sub").join(OsStr::from_bytes(b"\xff.jpg")), b"D").unwrap();
     std::fs::write(dir.join("sub").join(OsStr::from_bytes(b"\xfe.jpg")), b"E").unwrap();
-    let project = svc.project(r#"<View><Image name="i" value="$image"/></View>"#).await;
-    let r = svc
-        .post(
-            "/api/storages/localfiles",
-            json!({"project": project, "path": dir, "use_blob_urls": true, "recursive_scan": true}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let storage = format!("/api/storages/localfiles/{}", r.body["id"]);
+    let (project, storage) = images_scanned(&svc, &dir).await;
     let traceback = "./: 1 name here is not valid UTF-8: that file or folder cannot be imported; rename it\n\
                      sub/: 2 names here are not valid UTF-8: those files or folders cannot be imported; rename them";
     for (run, created) in [(1, 2), (2, 0)] {
