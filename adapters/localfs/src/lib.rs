@@ -115,7 +115,8 @@ impl Backend for LocalFiles {
         fs::read_dir(&self.root).map(|_| ()).map_err(|e| io_error("storage directory", e))
     }
 
-    /// Keys are sorted by full path (byte order); the cursor is the last key of the previous page.
+    /// Keys are sorted by full path (byte order); the cursor is the last key of the previous page,
+    /// followed by what a rebuilt walk must know of the folders entered through links ([`walk`]).
     /// A prefix names a folder (Label Studio's rule: `prefix.rstrip('/') + '/'`). Each page costs
     /// its own size (plus reading each directory once), not the folder's: see [`walk`].
     fn list(&self, prefix: &str, cursor: Option<String>, page_size: u32, recursive: bool) -> Result<Page, Error> {
@@ -147,7 +148,8 @@ impl Backend for LocalFiles {
         // one skips goes with the next page, so a walk rebuilt from this page's cursor, which
         // enters it again, reports it once.
         let mut skipped = walk.take_skipped();
-        let next_cursor = if walk.has_more() { keys.last().cloned() } else { None };
+        let links = walk.links_entered();
+        let next_cursor = if walk.has_more() { keys.last().map(|k| walk.cursor(k, links)) } else { None };
         if next_cursor.is_none() {
             // The last page: no later one to report the directories entered at the end.
             skipped.append(&mut walk.take_skipped());

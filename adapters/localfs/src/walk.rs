@@ -19,9 +19,11 @@
 //! folder, or, by its own path, a directory
 //! already walked through a link, is passed over. Loops end at once and no file is listed under
 //! two keys. A link that leads out of the storage directory is passed over without being read
-//! (the WASI preopen refuses it anyway). The walked set lives in the walk: a walk rebuilt from a
-//! cursor (a new instance) knows only the directories on the cursor's path, so a directory that
-//! an earlier page reached through a link can then be listed again under its own path.
+//! (the WASI preopen refuses it anyway). The walked set lives in the walk; a walk rebuilt from a
+//! cursor (a new instance) makes the same choices, because the cursor carries what it needs:
+//! after the last key, the key and real path of every folder entered through a link so far
+//! ([`Walk::cursor`]). A directory was walked before the cursor exactly when it lies in the
+//! listed folder's tree, or in one of those folders' trees, at a key before the cursor.
 //!
 //! What a directory holds but the listing cannot give as keys is reported as [`Skipped`], once,
 //! when the walk first enters the directory (not when a walk rebuilt from a cursor reads it
@@ -175,15 +177,20 @@ impl Dir {
         if !walked.insert(real.clone()) {
             return None;
         }
+        Some(self.open(item, real, root, recursive))
+    }
+
+    /// The directory `item` (one of this directory's), whose real path is `real`, read.
+    fn open(&self, item: Item, real: String, root: &Path, recursive: bool) -> Dir {
         let name = self.name(item);
-        Some(Dir::read(
+        Dir::read(
             root,
             self.path.join(name.trim_end_matches('/')),
             format!("{}{name}", self.key_prefix),
             real,
             self.depth + 1,
             recursive,
-        ))
+        )
     }
 }
 
@@ -245,6 +252,27 @@ pub fn real_path(root: &Path, dir: &str, target: &Path) -> Result<String, Unreso
     Ok(out.join("/"))
 }
 
+/// Whether the walk before the cursor (`before`: its key and the (key, real path) roots it
+/// walked) entered the real directory `real`: it lies in a root's tree at a key before the
+/// cursor. Every directory of a root's tree was entered by then, or passed over because it had
+/// been walked under another key (then it was walked too).
+fn walked_before(before: Option<&(String, Vec<(String, String)>)>, real: &str) -> bool {
+    let Some((cursor, roots)) = before else { return false };
+    roots.iter().any(|(key, root)| {
+        let rel = if real == root {
+            Some("")
+        } else if root.is_empty() {
+            Some(real)
+        } else {
+            real.strip_prefix(root.as_str()).and_then(|r| r.strip_prefix('/'))
+        };
+        rel.is_some_and(|rel| {
+            let at = if rel.is_empty() { key.clone() } else { format!("{key}{rel}/") };
+            at.as_str() < cursor.as_str()
+        })
+    })
+}
+
 /// A position in the listing of one folder: every key after it is still to come.
 pub struct Walk {
     stack: Vec<Dir>,
@@ -255,6 +283,13 @@ pub struct Walk {
     walked: HashSet<String>,
     /// Reported by the directories entered since the last [`Walk::take_skipped`].
     skipped: Vec<Skipped>,
+    /// Every folder entered through a link, in the order entered: its key (ending with `/`)
+    /// and real path. [`Walk::cursor`] carries them, so that a walk rebuilt from it knows
+    /// what was walked before (see [`Walk::seek`]).
+    links: Vec<(String, String)>,
+    /// For a walk rebuilt from a cursor: the cursor's key and the (key, real path) roots
+    /// walked before it, the listed folder's first.
+    before: Option<(String, Vec<(String, String)>)>,
 }
 
 impl Walk {
@@ -268,6 +303,12 @@ impl Walk {
             root: root.to_path_buf(),
             walked: HashSet::new(),
             skipped: Vec::new(),
+            links: Vec::new(),
+            before: None,
+        };
+        let (cursor, links) = match cursor.map(|c| c.split_once('\0').unwrap_or((c, ""))) {
+            Some((key, links)) => (Some(key), links),
+            None => (None, ""),
         };
         let rest = match cursor {
             None => "",
@@ -294,6 +335,17 @@ impl Walk {
         }
         walk.walked.insert(String::new());
         walk.walked.insert(real.clone());
+        // A walk rebuilt inside the listing learns what the walk before the cursor entered: the
+        // listed folder's tree up to the cursor, and the trees entered through links up to it.
+        if let Some(c) = cursor.filter(|c| *c >= key_prefix) {
+            let mut roots = vec![(key_prefix.to_string(), real.clone())];
+            let mut parts = links.split('\0').filter(|p| !p.is_empty());
+            while let (Some(key), Some(target)) = (parts.next(), parts.next()) {
+                roots.push((key.to_string(), target.to_string()));
+                walk.links.push((key.to_string(), target.to_string()));
+            }
+            walk.before = Some((c.to_string(), roots));
+        }
         let mut dir = Dir::read(root, root.join(folder), key_prefix.to_string(), real, 0, recursive);
         // A listing from its start reports what the folder skips; from a cursor, the directories
         // on the cursor's path were entered (and reported) by an earlier page.
@@ -341,10 +393,19 @@ impl Walk {
                 }
                 Some(item) if top.is_dir(item) => {
                     top.next += 1;
-                    if let Some(mut child) = top.child(item, &self.root, &mut self.walked, self.recursive) {
-                        self.skipped.append(&mut child.skipped);
-                        self.stack.push(child);
+                    let top = &self.stack[self.stack.len() - 1];
+                    let Some(real) = top.real_of(item, &self.root) else { continue };
+                    if self.walked.contains(&real) || walked_before(self.before.as_ref(), &real) {
+                        continue;
                     }
+                    let key = format!("{}{}", top.key_prefix, top.name(item));
+                    let mut child = top.open(item, real.clone(), &self.root, self.recursive);
+                    self.walked.insert(real.clone());
+                    if item.link {
+                        self.links.push((key, real));
+                    }
+                    self.skipped.append(&mut child.skipped);
+                    self.stack.push(child);
                 }
                 Some(_) => return true,
             }
@@ -365,6 +426,25 @@ impl Walk {
     /// Whether a key is still to come (reads the directories up to it).
     pub fn has_more(&mut self) -> bool {
         self.advance()
+    }
+
+    /// How many folders this walk entered through links so far (for [`Walk::cursor`]).
+    pub fn links_entered(&self) -> usize {
+        self.links.len()
+    }
+
+    /// The cursor after `last_key`: the key, then `\0`-separated (a name holds no NUL) the key
+    /// and real path of each of the first `links` folders entered through links, those entered
+    /// before `last_key` was returned.
+    pub fn cursor(&self, last_key: &str, links: usize) -> String {
+        let mut cursor = last_key.to_string();
+        for (key, real) in &self.links[..links] {
+            for part in [key, real] {
+                cursor.push('\0');
+                cursor.push_str(part);
+            }
+        }
+        cursor
     }
 
     /// What the directories entered since the last call skip (module docs).
