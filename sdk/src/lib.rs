@@ -62,25 +62,18 @@ pub use bindings::stowage::storage::types::{
 /// time: an adapter must work with an empty cache. Natively (an adapter's unit tests) there is
 /// no host: the cache is always empty.
 pub mod cache {
-    /// The value stored under `key`, unless it expired or was evicted.
-    pub fn get(key: &str) -> Option<Vec<u8>> {
-        #[cfg(target_arch = "wasm32")]
-        return crate::bindings::stowage::storage::host_cache::get(key);
-        #[cfg(not(target_arch = "wasm32"))]
-        return {
-            let _ = key;
-            None
-        };
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::bindings::stowage::storage::host_cache::{get, set};
+
+    /// The value stored under `key`: none natively.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn get(_key: &str) -> Option<Vec<u8>> {
+        None
     }
 
-    /// Stores `value` under `key` for `ttl_seconds` seconds (at most one day); a value over
-    /// 8 KiB is not stored.
-    pub fn set(key: &str, value: &[u8], ttl_seconds: u32) {
-        #[cfg(target_arch = "wasm32")]
-        crate::bindings::stowage::storage::host_cache::set(key, value, ttl_seconds);
-        #[cfg(not(target_arch = "wasm32"))]
-        let _ = (key, value, ttl_seconds);
-    }
+    /// Stores nothing natively.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn set(_key: &str, _value: &[u8], _ttl_seconds: u32) {}
 }
 
 /// The WIT package version this SDK builds adapters for.

@@ -54,18 +54,24 @@ pub fn read(path: &Path) -> Option<Entries> {
 #[cfg(target_arch = "wasm32")]
 pub fn read(path: &Path) -> Option<Entries> {
     use wasip2::filesystem::preopens::get_directories;
-    use wasip2::filesystem::types::{DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags};
+    use wasip2::filesystem::types::{Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags};
+    thread_local! {
+        // Asked once per instance, not once per directory read.
+        static PREOPENS: Vec<(Descriptor, String)> = get_directories();
+    }
     let path = path.to_str()?;
-    let (preopen, relative) = get_directories().into_iter().find_map(|(d, root)| {
-        let rest = path.strip_prefix(root.trim_end_matches('/'))?;
-        (rest.is_empty() || rest.starts_with('/')).then(|| (d, rest.trim_start_matches('/').to_string()))
+    let stream = PREOPENS.with(|preopens| {
+        let (preopen, relative) = preopens.iter().find_map(|(d, root)| {
+            let rest = path.strip_prefix(root.trim_end_matches('/'))?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| (d, rest.trim_start_matches('/')))
+        })?;
+        if relative.is_empty() {
+            return preopen.read_directory().ok();
+        }
+        let dir =
+            preopen.open_at(PathFlags::SYMLINK_FOLLOW, relative, OpenFlags::DIRECTORY, DescriptorFlags::READ).ok()?;
+        dir.read_directory().ok()
     })?;
-    let dir = if relative.is_empty() {
-        preopen
-    } else {
-        preopen.open_at(PathFlags::SYMLINK_FOLLOW, &relative, OpenFlags::DIRECTORY, DescriptorFlags::READ).ok()?
-    };
-    let stream = dir.read_directory().ok()?;
     let mut out = Entries::default();
     loop {
         match stream.read_directory_entry() {
