@@ -13,6 +13,9 @@ trap 'exit 130' INT TERM
 
 adapters/build.sh
 cargo build --release -p stowage
+# The SDK's example adapter, built out of tree as a third party would: the browser test uploads it.
+STOWAGE_EXAMPLE_ADAPTER=$(sdk/examples/http-index/build.sh)
+export STOWAGE_EXAMPLE_ADAPTER
 
 # The venv lives outside the clone so fresh clones and `git clean` don't pay the
 # (large: numpy/pandas/opencv) SDK install again.
@@ -36,6 +39,15 @@ tests/emulators/garage.sh install
 tests/emulators/redis.sh install
 tests/emulators/gcs.sh install
 tests/emulators/azure.sh install
+# Chromium for the browser tests (tests/python/test_web.py): Debian's package, driven by the
+# Playwright of the venv (Playwright's own browser download cannot be reached from here).
+if ! command -v chromium >/dev/null; then
+    SUDO=$( ((EUID == 0)) || echo sudo)
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+STOWAGE_CHROMIUM=$(command -v chromium)
+export STOWAGE_CHROMIUM
 # Label Studio itself, the reference of the differential tests (tests/python/test_differential.py).
 tests/emulators/label-studio.sh install
 SERVERS=$(mktemp -d)

@@ -158,6 +158,12 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// Password of the first user (`admin@stowage.local`) for the web page's sign-in with email
+    /// and password, set at every start (stored as an argon2 hash). When unset, the stored one
+    /// stays; a user without one signs in with an API token.
+    #[arg(long, env = "STOWAGE_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
     /// Deadline of one adapter call, in milliseconds.
     #[arg(long, env = "STOWAGE_CALL_TIMEOUT_MS", default_value_t = 30_000)]
     pub call_timeout_ms: u64,

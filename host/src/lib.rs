@@ -7,6 +7,7 @@
 //! - [`plugin`]: the wasmtime runtime, adapter registry, grants and limits;
 //! - [`store`]: SQLite, the only place with SQL;
 //! - [`conformance`]: `stowage conformance`, the adapter conformance suite on one component;
+//! - [`web`]: the web page (server-rendered HTML on the same store and registry as the API);
 //! - [`client`]: `stowage sync`, a client of a running service (no part of the service).
 
 pub mod api;
@@ -19,6 +20,7 @@ pub mod plugin;
 pub mod store;
 pub mod sync;
 pub mod tasks;
+pub mod web;
 
 use std::sync::Arc;
 

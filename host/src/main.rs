@@ -58,7 +58,7 @@ fn init_logging() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = match parse_cli().command {
+    let mut settings = match parse_cli().command {
         Command::Serve(settings) => settings,
         Command::Conformance(args) => {
             init_logging();
@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let bind = settings.bind;
     let token = settings.token.clone();
+    let password = settings.password.take();
     let app = App::start(settings).await?;
 
     match token {
@@ -84,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
             println!("stowage: created user admin@stowage.local with API token {t}");
         }
         None => {}
+    }
+    if let Some(p) = password {
+        app.store.set_first_user_password(&api::auth::hash_password(&p))?;
     }
 
     let listener = api::server::listen(bind).with_context(|| format!("cannot listen on {bind}"))?;

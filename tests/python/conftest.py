@@ -14,6 +14,7 @@ tests.
 """
 
 import base64
+import contextlib
 import email.utils
 import hashlib
 import hmac
@@ -76,28 +77,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def start_server(tmp: Path, adapters: Path = ADAPTERS, env: dict = None):
+    """A `stowage serve` in `tmp` (document root `tmp/root`, data `tmp/data`) loading the
+    adapters in `adapters`, with `env` added to its environment; stopped on exit."""
     require(BIN.is_file(), f"stowage binary not found at {BIN} (run tests/run.sh)")
-    require(any(ADAPTERS.glob("*.wasm")), f"no adapters in {ADAPTERS} (run adapters/build.sh)")
-
-    tmp = tmp_path_factory.mktemp("stowage")
+    require(any(adapters.glob("*.wasm")), f"no adapters in {adapters} (run adapters/build.sh)")
     doc_root, data_dir = tmp / "root", tmp / "data"
     doc_root.mkdir()
     data_dir.mkdir()
     log = tmp / "server.log"
     token = secrets.token_hex(20)
     url = f"http://127.0.0.1:{_free_port()}"
-    env = {**os.environ, "STOWAGE_TOKEN": token}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(BIN), "serve", "--bind", url.removeprefix("http://"),
-             "--data-dir", str(data_dir), "--adapters-dir", str(ADAPTERS),
+             "--data-dir", str(data_dir), "--adapters-dir", str(adapters),
              "--document-root", str(doc_root),
              # The test S3 server listens on 127.0.0.1, a reserved address adapters may not
              # reach by default (SSRF protection).
              "--allow-private-addresses"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "STOWAGE_TOKEN": token, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
         )
     srv = Server(url, token, doc_root, data_dir, log, proc)
     try:
@@ -121,6 +121,12 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    with start_server(tmp_path_factory.mktemp("stowage")) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,7 @@ pub fn settings(tmp: &std::path::Path, call_timeout_ms: u64, allow_private_addre
         allowed_hosts: vec![],
         document_root: Some(root),
         token: Some(TOKEN.into()),
+        password: None,
         call_timeout_ms,
         allow_private_addresses,
         ambient_credentials: vec![],

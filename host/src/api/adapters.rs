@@ -26,7 +26,7 @@ pub const MAX_ADAPTER_BYTES: usize = 64 << 20;
 
 /// `status` is `quarantined` while at least one storage configuration of the adapter is held
 /// (`quarantined_storages` of them), else `active`: quarantine holds storages, not the adapter.
-fn describe(a: &Adapter, quarantine_after: u32) -> Value {
+pub(crate) fn describe(a: &Adapter, quarantine_after: u32) -> Value {
     let (failures_recent, failures_total, held) = a.health.failures(quarantine_after);
     json!({
         "type": a.info.type_name,

@@ -1,20 +1,20 @@
 //! The REST API, compatible with Label Studio's (see `shared/reference/ls-storage-api.md`).
 //! One file per resource; [`router`] is shared by `main` and the tests.
 
-mod adapters;
+pub(crate) mod adapters;
 mod annotations;
+pub mod auth;
 pub mod error;
 mod local_files;
-mod projects;
+pub(crate) mod projects;
 mod resolve;
 pub mod server;
-mod storages;
-mod tasks;
+pub(crate) mod storages;
+pub(crate) mod tasks;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -23,44 +23,11 @@ use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::App;
-use crate::domain::User;
-use error::{ApiError, LS_VERSION};
+pub use auth::Caller;
+use error::LS_VERSION;
 
 /// Shared state of every handler.
 pub type AppState = State<Arc<App>>;
-
-/// The authenticated caller: `Authorization: Token <key>` (Label Studio's DRF token auth).
-pub struct Caller(pub User);
-
-impl FromRequestParts<Arc<App>> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let token = token_of(parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes()))
-            .map_err(|m| ApiError::Unauthorized(m.into()))?;
-        app.store.user_by_token(token)?.map(Caller).ok_or_else(|| ApiError::Unauthorized("Invalid token.".into()))
-    }
-}
-
-/// The key of an `Authorization` header, read as Django REST framework's `TokenAuthentication`
-/// reads it (`rest_framework/authentication.py`): the header split at whitespace, the keyword
-/// `Token` in any case, then exactly one credential.
-///
-/// # Errors
-/// DRF's 401 wording for each way the header can be wrong.
-fn token_of(header: Option<&[u8]>) -> Result<&str, &'static str> {
-    const MISSING: &str = "Authentication credentials were not provided.";
-    let mut words = header.unwrap_or_default().split(u8::is_ascii_whitespace).filter(|w| !w.is_empty());
-    match words.next() {
-        Some(keyword) if keyword.eq_ignore_ascii_case(b"token") => {}
-        _ => return Err(MISSING),
-    }
-    let token = words.next().ok_or("Invalid token header. No credentials provided.")?;
-    if words.next().is_some() {
-        return Err("Invalid token header. Token string should not contain spaces.");
-    }
-    std::str::from_utf8(token).map_err(|_| "Invalid token header. Token string should not contain invalid characters.")
-}
 
 /// The HTTP service: [`router`] behind request tracing, matching paths without their trailing
 /// slash, so `/api/storages/s3` and `/api/storages/s3/` are the same, as in Label Studio.
@@ -96,33 +63,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(storages::routes())
         .merge(local_files::routes())
         .merge(resolve::routes())
+        .merge(crate::web::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::token_of;
-
-    #[test]
-    fn the_token_keyword_is_read_in_any_case_as_drf_reads_it() {
-        for header in ["Token abc", "token abc", "TOKEN abc", "tOkEn \t abc  "] {
-            assert_eq!(token_of(Some(header.as_bytes())), Ok("abc"), "{header:?}");
-        }
-        for (header, detail) in [
-            (None, "Authentication credentials were not provided."),
-            (Some(""), "Authentication credentials were not provided."),
-            (Some("Bearer abc"), "Authentication credentials were not provided."),
-            (Some("Tokenabc"), "Authentication credentials were not provided."),
-            (Some("Token"), "Invalid token header. No credentials provided."),
-            (Some("Token  "), "Invalid token header. No credentials provided."),
-            (Some("Token a b"), "Invalid token header. Token string should not contain spaces."),
-        ] {
-            assert_eq!(token_of(header.map(str::as_bytes)), Err(detail), "{header:?}");
-        }
-        assert_eq!(
-            token_of(Some(b"Token \xff")),
-            Err("Invalid token header. Token string should not contain invalid characters.")
-        );
-    }
 }

@@ -78,14 +78,29 @@ async fn create(
     Caller(user): Caller,
     Body(b): Body<ProjectBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let title = b.title.unwrap_or_default();
+    let p = new_project(&app, user.id, b.title.unwrap_or_default(), b.description.as_deref(), b.label_config)?;
+    Ok((StatusCode::CREATED, Json(project_json(&app, &p)?)))
+}
+
+/// Creates a project as Label Studio's serializer does (the API and the web page's form): a
+/// title is empty or at least 3 characters, an empty label config is `<View></View>`, and a
+/// config that is not well-formed XML is refused.
+///
+/// # Errors
+/// 400 under `title` or `label_config`; the database failed.
+pub(crate) fn new_project(
+    app: &App,
+    created_by: i64,
+    title: String,
+    description: Option<&str>,
+    label_config: Option<String>,
+) -> ApiResult<Project> {
     if !title.is_empty() && title.chars().count() < 3 {
         return Err(ApiError::field("title", "Ensure this field has at least 3 characters."));
     }
-    let label_config = b.label_config.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| DEFAULT_LABEL_CONFIG.into());
+    let label_config = label_config.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| DEFAULT_LABEL_CONFIG.into());
     check_label_config(&label_config)?;
-    let p = app.store.create_project(&title, b.description.as_deref().unwrap_or(""), &label_config, user.id)?;
-    Ok((StatusCode::CREATED, Json(project_json(&app, &p)?)))
+    Ok(app.store.create_project(&title, description.unwrap_or(""), &label_config, created_by)?)
 }
 
 async fn list(State(app): AppState, _: Caller) -> ApiResult<Json<Value>> {

@@ -48,22 +48,22 @@ fn direction(path: &MatchedPath) -> Direction {
 }
 
 /// One API field of a storage type.
-struct FieldSpec {
-    name: String,
-    kind: SettingKind,
-    default: Value,
-    secret: bool,
-    required: bool,
+pub(crate) struct FieldSpec {
+    pub(crate) name: String,
+    pub(crate) kind: SettingKind,
+    pub(crate) default: Value,
+    pub(crate) secret: bool,
+    pub(crate) required: bool,
     /// Declared by the adapter (a connection setting), not by the host.
-    adapter: bool,
+    pub(crate) adapter: bool,
     /// Decides where the stored secrets go: changing it requires the secrets again, so stored
     /// credentials never follow a storage elsewhere. Every plain adapter setting but `prefix`
     /// (Label Studio's folder inside the same bucket): bucket, container, region, endpoint,
     /// directory, host, port, database; an adapter setting has no way to say it is harmless, so
     /// the rule errs on the side of asking.
-    location: bool,
+    pub(crate) location: bool,
     /// Names a directory the sandbox grants: stored normalised.
-    directory: bool,
+    pub(crate) directory: bool,
 }
 
 fn host_field(name: &str, kind: SettingKind, default: Value) -> FieldSpec {
@@ -80,7 +80,7 @@ fn host_field(name: &str, kind: SettingKind, default: Value) -> FieldSpec {
 }
 
 /// The fields of a storage type in one direction, with Label Studio's defaults (reference §1.1).
-fn field_specs(info: &AdapterInfo, dir: Direction) -> Vec<FieldSpec> {
+pub(crate) fn field_specs(info: &AdapterInfo, dir: Direction) -> Vec<FieldSpec> {
     let mut specs = vec![
         host_field("regex_filter", SettingKind::Text, Value::Null),
         host_field("use_blob_urls", SettingKind::Boolean, Value::Bool(false)),
@@ -314,7 +314,7 @@ fn setting_blamed<'a>(settings: &'a [SettingSpec], e: &StorageError) -> Option<&
 }
 
 /// A storage as the API returns it: common fields, then the type's fields; never secrets.
-fn storage_json(app: &App, s: &Storage) -> Value {
+pub(crate) fn storage_json(app: &App, s: &Storage) -> Value {
     let mut v = json!({
         "id": s.id,
         "type": s.type_name,

@@ -47,7 +47,7 @@ struct TaskQuery {
 
 /// Rewrites the storage URIs a storage of the project serves to resolver links, in the `data` of
 /// each task JSON (`tasks/models.py::Task.resolve_uri`).
-async fn resolve_uris(app: &App, project_id: i64, tasks: &mut [Value]) -> ApiResult<()> {
+pub(crate) async fn resolve_uris(app: &App, project_id: i64, tasks: &mut [Value]) -> ApiResult<()> {
     let mut resolver = Resolver::for_project(app, project_id)?;
     let Some(matcher) = resolver.matcher() else { return Ok(()) };
     let mut served = std::collections::HashSet::new();

@@ -86,6 +86,48 @@ impl Store {
         Ok(self.conn()?.query_row(&sql, [token], user).optional()?)
     }
 
+    /// Sets the password of the first user (the administrator made at first start), as the
+    /// argon2 PHC string `hash`. Returns `false` when there is no user yet.
+    pub fn set_first_user_password(&self, hash: &str) -> Result<bool> {
+        let sql = "UPDATE users SET password_hash = ?1 WHERE id = (SELECT MIN(id) FROM users)";
+        Ok(self.conn()?.execute(sql, [hash])? == 1)
+    }
+
+    /// The user with this email (compared without case, as Django's `EmailBackend` does not, but
+    /// an address's domain is case-blind and users type it both ways) and their password hash,
+    /// `None` for a user without a password.
+    pub fn user_by_email(&self, email: &str) -> Result<Option<(User, Option<String>)>> {
+        let sql = format!("SELECT {USER_COLS}, password_hash FROM users WHERE email = ?1 COLLATE NOCASE");
+        Ok(self.conn()?.query_row(&sql, [email], |r| Ok((user(r)?, r.get(6)?))).optional()?)
+    }
+
+    /// Opens a web session: `key_hash` is the SHA-256 of the cookie's key, `expires_at` Unix
+    /// seconds. Sessions already expired are removed on the way.
+    pub fn create_web_session(&self, key_hash: &[u8], user_id: i64, csrf_token: &str, expires_at: i64) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute("DELETE FROM web_sessions WHERE expires_at <= unixepoch()", [])?;
+        conn.execute(
+            "INSERT INTO web_sessions (key_hash, user_id, csrf_token, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![key_hash, user_id, csrf_token, expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// The user and CSRF token of an unexpired web session.
+    pub fn web_session(&self, key_hash: &[u8]) -> Result<Option<(User, String)>> {
+        let sql = format!(
+            "SELECT {USER_COLS}, s.csrf_token FROM web_sessions s JOIN users ON users.id = s.user_id \
+             WHERE s.key_hash = ?1 AND s.expires_at > unixepoch()"
+        );
+        Ok(self.conn()?.query_row(&sql, [key_hash], |r| Ok((user(r)?, r.get(6)?))).optional()?)
+    }
+
+    /// Ends a web session (signing out); ending one that does not exist is no error.
+    pub fn delete_web_session(&self, key_hash: &[u8]) -> Result<()> {
+        self.conn()?.execute("DELETE FROM web_sessions WHERE key_hash = ?1", [key_hash])?;
+        Ok(())
+    }
+
     /// `(id, email)` of every user: whom imported annotations may name as `completed_by`.
     pub fn user_emails(&self) -> Result<Vec<(i64, String)>> {
         let conn = self.conn()?;

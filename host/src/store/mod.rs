@@ -1,5 +1,5 @@
 //! SQLite persistence. All SQL of stowage lives in this module: `accounts` (users, tokens,
-//! projects), `tasks` (tasks, predictions, annotations), `storages` (storages, export links), `sync_runs` (sync runs, import links).
+//! web sessions, projects), `tasks` (tasks, predictions, annotations), `storages` (storages, export links), `sync_runs` (sync runs, import links).
 //!
 //! A pool of connections to one database in WAL mode: readers never wait for a writer (a sync
 //! committing a page), and writers take the write lock at `BEGIN IMMEDIATE`, waiting for one
@@ -56,6 +56,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0004_project_counts.sql")),
         M::up(include_str!("migrations/0005_open_object.sql")),
         M::up(include_str!("migrations/0006_import_source.sql")),
+        M::up(include_str!("migrations/0007_web_sign_in.sql")),
     ])
 }
 

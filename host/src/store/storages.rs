@@ -136,6 +136,12 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Number of annotations this export storage holds an object of.
+    pub fn export_link_count(&self, storage_id: i64) -> Result<i64> {
+        let sql = "SELECT COUNT(*) FROM export_links WHERE storage_id = ?1 AND object_exists";
+        Ok(self.conn()?.query_row(sql, [storage_id], |r| r.get(0))?)
+    }
+
     /// Ids of the project's annotations this export storage has not written since they last
     /// changed (no link, or updated after the link): what an incremental export sync writes.
     pub fn annotations_to_export(&self, storage_id: i64, project_id: i64) -> Result<Vec<i64>> {
