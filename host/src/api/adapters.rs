@@ -2,23 +2,28 @@
 //! settings, capabilities, the grants it asks for), file, content hash and WIT version; and
 //! `POST /api/adapters` to add or replace one at runtime. Not part of Label Studio's API.
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
+use super::openapi::{Routes, get, post};
 use super::{AppState, Caller};
-use crate::App;
 use crate::plugin::Adapter;
 
 /// The adapters routes.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new().route("/api/adapters", get(list).post(upload).layer(DefaultBodyLimit::max(MAX_ADAPTER_BYTES)))
+pub fn routes() -> Routes {
+    Routes::new("Adapters").route(
+        "/api/adapters",
+        [
+            get("List the loaded storage adapters", list),
+            post("Add or replace an adapter (a .wasm component; administrators)", upload)
+                .body(Some("application/wasm"))
+                .map(|r| r.layer(DefaultBodyLimit::max(MAX_ADAPTER_BYTES))),
+        ],
+    )
 }
 
 /// Largest accepted `.wasm` upload (today's adapters are 0.1–0.7 MB).

@@ -2,16 +2,14 @@
 //! Every save is written to the project's export storages; a delete removes the exported object
 //! where the storage allows it.
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, Body, Path};
+use super::openapi::{self, Routes, get, patch, post};
 use super::tasks::task_or_404;
 use super::{AppState, Caller};
 use crate::App;
@@ -20,10 +18,17 @@ use crate::sync::export;
 use crate::tasks::document;
 
 /// The annotations routes.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/tasks/{id}/annotations", get(list).post(create))
-        .route("/api/annotations/{id}", get(read).patch(update).delete(delete))
+pub fn routes() -> Routes {
+    Routes::new("Annotations")
+        .route("/api/tasks/{id}/annotations", [get("List a task's annotations", list), post("Annotate a task", create)])
+        .route(
+            "/api/annotations/{id}",
+            [
+                get("Read an annotation", read),
+                patch("Change an annotation", update),
+                openapi::delete("Delete an annotation", delete),
+            ],
+        )
 }
 
 #[derive(Deserialize)]

@@ -6,26 +6,24 @@
 //! (symlinks resolved) before the containment checks; traversal gets 400, never 500.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use super::error::{ApiError, ApiResult, Query};
+use super::openapi::{Routes, get};
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{Direction, GrantRequest};
 
 /// The local files routes.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new().route("/data/local-files", get(serve))
+pub fn routes() -> Routes {
+    Routes::new("Files").route("/data/local-files", [get("A file under the document root (`?d=path`)", serve)])
 }
 
 #[derive(Deserialize)]

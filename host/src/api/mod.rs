@@ -6,6 +6,7 @@ mod annotations;
 pub mod auth;
 pub mod error;
 mod local_files;
+pub mod openapi;
 pub(crate) mod projects;
 mod resolve;
 pub mod server;
@@ -15,7 +16,6 @@ pub(crate) mod tasks;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tower::Layer;
@@ -25,6 +25,7 @@ use tower_http::trace::TraceLayer;
 use crate::App;
 pub use auth::Caller;
 use error::LS_VERSION;
+use openapi::{Routes, get};
 
 /// Shared state of every handler.
 pub type AppState = State<Arc<App>>;
@@ -49,13 +50,27 @@ pub async fn serve(
 /// All routes, matched without trailing slash (see [`service`]).
 pub fn router(app: Arc<App>) -> Router {
     let max_body = usize::try_from(app.settings.max_body_mib).unwrap_or(usize::MAX).saturating_mul(1 << 20);
-    Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "UP"})) }))
+    let (api, doc) = documented_routes().finish("/api/schema");
+    api.merge(crate::web::routes(doc)).layer(DefaultBodyLimit::max(max_body)).with_state(app)
+}
+
+/// The REST API's routes, each documented in `GET /api/schema` ([`openapi`]).
+pub fn documented_routes() -> Routes {
+    Routes::new("Service")
+        .route(
+            "/health",
+            [get("Whether the service is up (no authentication)", || async { Json(json!({"status": "UP"})) })],
+        )
         .route(
             "/api/version",
-            get(|| async { Json(json!({"release": LS_VERSION, "stowage": env!("CARGO_PKG_VERSION")})) }),
+            [get("Label Studio release it answers as, and stowage's version", || async {
+                Json(json!({"release": LS_VERSION, "stowage": env!("CARGO_PKG_VERSION")}))
+            })],
         )
-        .route("/api/current-user/whoami", get(|Caller(u): Caller| async move { Json(json!(u)) }))
+        .route(
+            "/api/current-user/whoami",
+            [get("The authenticated user", |Caller(u): Caller| async move { Json(json!(u)) })],
+        )
         .merge(adapters::routes())
         .merge(projects::routes())
         .merge(tasks::routes())
@@ -63,7 +78,4 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(storages::routes())
         .merge(local_files::routes())
         .merge(resolve::routes())
-        .merge(crate::web::routes())
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(app)
 }

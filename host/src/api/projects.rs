@@ -1,25 +1,31 @@
 //! Projects: `/api/projects`, and task import `POST /api/projects/{id}/import`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 use super::error::{ApiError, ApiResult, Body, Path};
+use super::openapi::{self, Routes, get, patch, post};
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::Project;
 use crate::tasks::{Authors, ground_truth_by_default, label_config, task_from_value};
 
 /// The projects routes.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/projects", get(list).post(create))
-        .route("/api/projects/{id}", get(read).patch(update).delete(delete))
-        .route("/api/projects/{id}/import", post(import))
+pub fn routes() -> Routes {
+    Routes::new("Projects")
+        .route("/api/projects", [get("List projects", list), post("Create a project", create)])
+        .route(
+            "/api/projects/{id}",
+            [
+                get("Read a project", read),
+                patch("Change a project", update),
+                openapi::delete("Delete a project with its tasks and storages", delete),
+            ],
+        )
+        .route("/api/projects/{id}/import", [post("Import tasks (a JSON list or one task)", import)])
 }
 
 /// The label config of a project created without one (Label Studio's default is empty `<View></View>`).

@@ -6,16 +6,15 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult, Path, Query};
+use super::openapi::{Routes, get};
 use super::projects::project_or_404;
 use super::tasks::task_or_404;
 use super::{AppState, Caller};
@@ -38,12 +37,14 @@ pub const STREAM_CHUNK: u64 = 256 << 10;
 const PROXY_RETRY_AFTER_S: &str = "1";
 
 /// The URI resolver routes.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/tasks/{id}/resolve", get(task_resolve))
-        .route("/tasks/{id}/presign", get(task_resolve))
-        .route("/projects/{id}/resolve", get(project_resolve))
-        .route("/projects/{id}/presign", get(project_resolve))
+pub fn routes() -> Routes {
+    let task = "A storage URI of the task's data (`?fileuri=`): a presigned URL (303) or the bytes";
+    let project = "A storage URI of the project's storages (`?fileuri=`): a presigned URL (303) or the bytes";
+    Routes::new("Resolve")
+        .route("/tasks/{id}/resolve", [get(task, task_resolve)])
+        .route("/tasks/{id}/presign", [get(task, task_resolve)])
+        .route("/projects/{id}/resolve", [get(project, project_resolve)])
+        .route("/projects/{id}/presign", [get(project, project_resolve)])
 }
 
 #[derive(Deserialize)]

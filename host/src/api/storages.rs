@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{MatchedPath, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::{ApiError, ApiResult, Body, Path, Query};
+use super::openapi::{self, Routes, get, patch, post, put};
 use super::{AppState, Caller};
 use crate::App;
 use crate::domain::{
@@ -26,20 +26,39 @@ use crate::plugin::{Adapter, grants};
 use crate::sync;
 
 /// The storages routes.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/storages", get(list_all))
-        .route("/api/storages/export", get(list_all))
-        .route("/api/storages/types", get(types))
-        .route("/api/storages/export/types", get(types))
-        .route("/api/storages/{type}", get(list).post(create))
-        .route("/api/storages/export/{type}", get(list).post(create))
-        .route("/api/storages/{type}/validate", post(validate))
-        .route("/api/storages/export/{type}/validate", post(validate))
-        .route("/api/storages/{type}/{id}", get(read).patch(update).put(update).delete(delete))
-        .route("/api/storages/export/{type}/{id}", get(read).patch(update).put(update).delete(delete))
-        .route("/api/storages/{type}/{id}/sync", post(sync_now))
-        .route("/api/storages/export/{type}/{id}/sync", post(sync_now))
+pub fn routes() -> Routes {
+    let directions =
+        [("Import storages", "/api/storages", "source"), ("Export storages", "/api/storages/export", "target")];
+    let mut routes = Routes::new("Storages");
+    for (tag, base, kind) in directions {
+        let r = Routes::new(tag)
+            .route(base, [get("All storages of a project (`?project=`), every type", list_all)])
+            .route(&format!("{base}/types"), [get("The storage types loaded", types)])
+            .route(
+                &format!("{base}/{{type}}"),
+                [get("Storages of a type (`?project=`)", list), post("Create a storage", create)],
+            )
+            .route(&format!("{base}/{{type}}/validate"), [post("Check a storage's connection", validate)])
+            .route(
+                &format!("{base}/{{type}}/{{id}}"),
+                [
+                    get("Read a storage (never its secrets)", read),
+                    patch("Change a storage", update),
+                    put("Change a storage (as PATCH)", update),
+                    openapi::delete("Delete a storage (its tasks stay)", delete),
+                ],
+            )
+            .route(
+                &format!("{base}/{{type}}/{{id}}/sync"),
+                [post(
+                    if kind == "source" { "Sync: import new objects as tasks" } else { "Sync: write annotations" },
+                    sync_now,
+                )
+                .body(None)],
+            );
+        routes = routes.merge(r);
+    }
+    routes
 }
 
 /// Import or export, from the route that matched.

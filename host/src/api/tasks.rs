@@ -2,16 +2,15 @@
 //! `GET`/`DELETE /api/tasks/{id}`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, Body, Path, Query};
+use super::openapi::{self, Routes, get, post};
 use super::projects::project_or_404;
 use super::{AppState, Caller};
 use crate::App;
@@ -20,8 +19,10 @@ use crate::tasks::resolver::Resolver;
 use crate::tasks::{Authors, document, task_from_value, uri};
 
 /// The tasks routes.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new().route("/api/tasks", get(list).post(create)).route("/api/tasks/{id}", get(read).delete(delete))
+pub fn routes() -> Routes {
+    Routes::new("Tasks")
+        .route("/api/tasks", [get("A project's tasks, paged (`?project=`)", list), post("Create a task", create)])
+        .route("/api/tasks/{id}", [get("Read a task", read), openapi::delete("Delete a task", delete)])
 }
 
 /// Default and largest `page_size`.

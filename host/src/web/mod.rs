@@ -6,13 +6,15 @@
 //! - `/projects`: projects with their counts, and a form to create one ([`projects`]);
 //! - `/projects/{id}/data`: the project's tasks, storage media shown inline ([`tasks`]);
 //! - `/projects/{id}/settings/storage`: Cloud Storage, the guide's Settings > Cloud Storage ([`storages`]);
-//! - `/adapters`: the loaded adapters and an upload form, for administrators ([`adapters`]).
+//! - `/adapters`: the loaded adapters and an upload form, for administrators ([`adapters`]);
+//! - `/docs/api`: the REST API's OpenAPI document as a page ([`api_docs`]).
 //!
 //! Pages read; the changes a page makes go through the REST API from the page's script (session
 //! cookie plus the `X-CSRFToken` header: [`crate::api::auth`]), except signing in and out and
 //! creating a project, which are plain forms carrying the session's CSRF token.
 
 mod adapters;
+mod api_docs;
 mod projects;
 mod sign_in;
 mod storages;
@@ -32,8 +34,8 @@ use crate::App;
 use crate::api::auth;
 use crate::domain::User;
 
-/// The page routes.
-pub fn routes() -> Router<Arc<App>> {
+/// The page routes; `doc` is the REST API's OpenAPI document, which `/docs/api` shows.
+pub fn routes(doc: Arc<utoipa::openapi::OpenApi>) -> Router<Arc<App>> {
     Router::new()
         .route("/", get(home))
         .route("/static/style.css", get(|| asset("text/css", include_str!("assets/style.css"))))
@@ -43,6 +45,7 @@ pub fn routes() -> Router<Arc<App>> {
         .merge(tasks::routes())
         .merge(storages::routes())
         .merge(adapters::routes())
+        .merge(api_docs::routes(doc))
 }
 
 /// `GET /`: the projects when signed in, else the sign-in page.
