@@ -15,8 +15,9 @@ CACHE=$(mkdir -p "$CACHE" && cd "$CACHE" && pwd -P)
 DEMO=$CACHE/demo
 BIND=${STOWAGE_BIND:-127.0.0.1:8080}
 URL=http://$BIND
-# A fixed, printed token: this is a local demo, not a deployment.
+# A fixed, printed token and password: this is a local demo, not a deployment.
 TOKEN=${STOWAGE_TOKEN:-de70de70de70de70de70de70de70de70de70de70}
+PASSWORD=${STOWAGE_PASSWORD:-stowage-demo}
 SKIMAGE=scikit-image==0.26.0   # pinned so the image names below exist
 
 adapters/build.sh
@@ -54,7 +55,7 @@ if curl -s -o /dev/null "$URL/health"; then
     echo "something is already listening on $BIND (set STOWAGE_BIND=host:port to use another)" >&2
     exit 1
 fi
-STOWAGE_TOKEN=$TOKEN target/release/stowage serve --bind "$BIND" --data-dir "$DEMO/data" \
+STOWAGE_TOKEN=$TOKEN STOWAGE_PASSWORD=$PASSWORD target/release/stowage serve --bind "$BIND" --data-dir "$DEMO/data" \
     --adapters-dir target/adapters --document-root "$DEMO/root" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
@@ -92,10 +93,12 @@ r=$(api POST "/api/storages/localfiles/$TASKS/sync"); n_tasks=$(get last_sync_co
 cat <<INFO
 
 stowage demo is running on $URL (pid $PID); Ctrl-C stops it.
+  web page   : $URL/projects/$PROJECT/settings/storage  (Cloud Storage; tasks at $URL/projects/$PROJECT/data)
+  sign in    : email admin@stowage.local, password $PASSWORD  (or the API token below)
   project id : $PROJECT   (storages: images=$IMAGES -> $n_images tasks, tasks=$TASKS -> $n_tasks tasks)
   token      : $TOKEN
   data dir   : $DEMO/data   document root: $DEMO/root
-Try:
+Try (API documented at $URL/docs/api):
   curl -H 'Authorization: Token $TOKEN' '$URL/api/tasks/?project=$PROJECT'
   curl -H 'Authorization: Token $TOKEN' '$URL$(img astronaut.png)' -o astronaut.png
 INFO
