@@ -10,6 +10,9 @@ use rand::Rng;
 use stowage::config::{Cli, Command};
 use stowage::{App, api};
 
+/// Shortest `--password` accepted (Django's `MinimumLengthValidator` default).
+const MIN_PASSWORD_CHARS: usize = 8;
+
 /// A Label-Studio-style API token: 40 hex digits.
 fn new_token() -> String {
     let bytes: [u8; 20] = rand::rng().random();
@@ -72,6 +75,11 @@ async fn main() -> anyhow::Result<()> {
     let bind = settings.bind;
     let token = settings.token.clone();
     let password = settings.password.take();
+    // An empty `STOWAGE_PASSWORD=` (an unset variable in a compose file) must not open the
+    // administrator's account to an empty password.
+    if password.as_ref().is_some_and(|p| p.chars().count() < MIN_PASSWORD_CHARS) {
+        anyhow::bail!("--password (STOWAGE_PASSWORD) must have at least {MIN_PASSWORD_CHARS} characters");
+    }
     let app = App::start(settings).await?;
 
     match token {

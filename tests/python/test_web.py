@@ -13,13 +13,14 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import requests
 from playwright.sync_api import expect
-from conftest import ADAPTERS, ROOT, require, start_server
+from conftest import ADAPTERS, BIN, ROOT, require, start_server
 from helpers import IMAGE_CONFIG, api, png
 
 CHROMIUM = Path(os.environ.get("STOWAGE_CHROMIUM", "/usr/bin/chromium"))
@@ -95,7 +96,7 @@ def card(pg, title: str):
 
 def wait_synced(c, count: int):
     """Waits until a card says Completed and shows `count` as its task (or annotation) count."""
-    c.locator('[data-field="status"]', has_text="Completed").wait_for(timeout=WAIT_MS)
+    c.locator('[data-field="status"][data-status="completed"]').wait_for(timeout=WAIT_MS)
     deadline = time.monotonic() + 30
     while c.locator('[data-field="count"]').inner_text() != str(count) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -285,8 +286,9 @@ def test_pages_need_a_session_and_every_write_its_csrf_token(web):
     assert (r.status_code, r.headers["location"]) == (303, "/user/login")
     r = requests.get(web.url + "/projects/1/settings/storage", allow_redirects=False, timeout=10)
     assert (r.status_code, r.headers["location"]) == (303, "/user/login?next=%2Fprojects%2F1%2Fsettings%2Fstorage")
-    assert requests.get(web.url + "/projects/1/settings/storage/status", allow_redirects=False,
-                        timeout=10).status_code == 303
+    # What the page's script polls answers 401, which the script can tell apart.
+    r = requests.get(web.url + "/projects/1/settings/storage/status", allow_redirects=False, timeout=10)
+    assert (r.status_code, r.json()) == (401, {"detail": "Signed out."})
 
     # The sign-in form itself needs the token of its own form.
     r = requests.post(web.url + "/user/login", data={"token": web.token}, allow_redirects=False, timeout=10)
@@ -397,3 +399,39 @@ def test_the_openapi_document_validates_and_lists_every_route(web, page):
     assert sync_row.get_by_role("cell").all_inner_texts()[:3] == [
         "POST", "/api/storages/{type}/{id}/sync", "Sync: import new objects as tasks"]
     shot(page, "12-api-docs")
+
+
+def test_served_files_cannot_script_and_pages_cannot_be_framed(web):
+    # A stored HTML file opened from the resolver or local files runs sandboxed: it cannot use
+    # a signed-in session (found by trying: it could read the CSRF token and write).
+    (web.doc_root / "hostile").mkdir()
+    (web.doc_root / "hostile" / "page.html").write_text("<script>fetch('/api/projects')</script>")
+    pid = api(web, "POST", "/api/projects/", json={"title": "Hostile"}).json()["id"]
+    made = api(web, "POST", "/api/storages/localfiles", json={"project": pid, "path": str(web.doc_root / "hostile")})
+    assert made.status_code == 201, made.text
+    r = api(web, "GET", "/data/local-files/", params={"d": "hostile/page.html"})
+    assert r.status_code == 200
+    assert (r.headers["content-security-policy"], r.headers["x-content-type-options"]) == ("sandbox", "nosniff")
+    s = session_of(web, token=web.token)
+    r = s.get(web.url + "/projects", timeout=10)
+    assert (r.headers["x-frame-options"], r.headers["content-security-policy"]) == ("DENY", "frame-ancestors 'none'")
+    # After sign-in, only this site's paths are followed; a tab (which browsers drop) or a
+    # backslash does not make `//elsewhere`.
+    for outside in ["/\t/evil.example/", "/\\evil.example", "//evil.example", "https://evil.example/"]:
+        r = s.get(web.url + "/user/login", params={"next": outside}, allow_redirects=False, timeout=10)
+        assert (r.status_code, r.headers["location"]) == (303, "/projects"), outside
+    # The open routes are documented as such.
+    doc = requests.get(web.url + "/api/schema", timeout=10).json()
+    open_ops = sorted(p for p, item in doc["paths"].items() for op in item.values() if op.get("security") == [{}])
+    assert open_ops == ["/api/schema", "/api/version", "/health"]
+
+
+def test_an_empty_or_short_password_is_refused_at_start(tmp_path):
+    for password in ["", "short"]:
+        d = tmp_path / f"p{len(password)}"
+        d.mkdir()
+        r = subprocess.run(
+            [str(BIN), "serve", "--bind", "127.0.0.1:0", "--data-dir", str(d), "--adapters-dir", str(d)],
+            env={**os.environ, "STOWAGE_PASSWORD": password}, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1
+        assert "--password (STOWAGE_PASSWORD) must have at least 8 characters" in r.stderr

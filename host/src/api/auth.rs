@@ -168,6 +168,14 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
+/// An argon2id hash of a random password nobody knows (made once per process), to check a
+/// password against when the user has none or does not exist, so that costs what a real check
+/// costs and the answer's time does not tell which emails have accounts.
+pub fn unusable_password_hash() -> &'static str {
+    static HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_password(&random_token()));
+    &HASH
+}
+
 /// Whether `password` matches the PHC string `hash` ([`hash_password`]); a malformed hash matches nothing.
 pub fn password_matches(password: &str, hash: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};

@@ -23,7 +23,10 @@ use crate::domain::{Direction, GrantRequest};
 
 /// The local files routes.
 pub fn routes() -> Routes {
-    Routes::new("Files").route("/data/local-files", [get("A file under the document root (`?d=path`)", serve)])
+    Routes::new("Files").route(
+        "/data/local-files",
+        [get("A file under the document root (`?d=path`)", serve).map(super::resolve::stored_bytes)],
+    )
 }
 
 #[derive(Deserialize)]

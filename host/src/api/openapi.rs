@@ -28,6 +28,8 @@ pub struct Op {
     summary: &'static str,
     /// Media type of the request body, if the operation takes one.
     body: Option<&'static str>,
+    /// Answered without authentication.
+    open: bool,
     route: MethodRouter<Arc<App>>,
 }
 
@@ -35,7 +37,7 @@ macro_rules! op {
     ($(#[$doc:meta])* $name:ident, $method:ident, $body:expr) => {
         $(#[$doc])*
         pub fn $name<H: Handler<T, Arc<App>>, T: 'static>(summary: &'static str, handler: H) -> Op {
-            Op { method: HttpMethod::$method, summary, body: $body, route: axum::routing::$name(handler) }
+            Op { method: HttpMethod::$method, summary, body: $body, open: false, route: axum::routing::$name(handler) }
         }
     };
 }
@@ -65,6 +67,12 @@ impl Op {
     /// The operation takes a body of this media type (or none).
     pub fn body(mut self, media_type: Option<&'static str>) -> Op {
         self.body = media_type;
+        self
+    }
+
+    /// The operation needs no authentication (documented with an empty security requirement).
+    pub fn open(mut self) -> Op {
+        self.open = true;
         self
     }
 
@@ -111,6 +119,9 @@ impl Routes {
                         .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(kind))),
                 );
             }
+            if op.open {
+                operation = operation.security(SecurityRequirement::default());
+            }
             if let Some(media) = op.body {
                 let content = ContentBuilder::new().build();
                 operation = operation.request_body(Some(
@@ -149,7 +160,7 @@ impl Routes {
             let body = served.get().cloned().unwrap_or_default();
             async move { (json, body) }
         };
-        self = self.route(schema_path, [get("This document: the REST API in OpenAPI 3", schema)]);
+        self = self.route(schema_path, [get("This document: the REST API in OpenAPI 3", schema).open()]);
         let (router, openapi) = self.build();
         // Serialized once: the document is fixed for the life of the process.
         let _ = doc.set(openapi.to_json().expect("the OpenAPI model serializes"));

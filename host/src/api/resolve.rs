@@ -4,14 +4,17 @@
 //! or, with `presign=false`, the service streams the bytes itself, so the browser never sees
 //! storage credentials.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use serde::Deserialize;
 use serde_json::json;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::error::{ApiError, ApiResult, Path, Query};
 use super::openapi::{Routes, get};
@@ -41,10 +44,23 @@ pub fn routes() -> Routes {
     let task = "A storage URI of the task's data (`?fileuri=`): a presigned URL (303) or the bytes";
     let project = "A storage URI of the project's storages (`?fileuri=`): a presigned URL (303) or the bytes";
     Routes::new("Resolve")
-        .route("/tasks/{id}/resolve", [get(task, task_resolve)])
-        .route("/tasks/{id}/presign", [get(task, task_resolve)])
-        .route("/projects/{id}/resolve", [get(project, project_resolve)])
-        .route("/projects/{id}/presign", [get(project, project_resolve)])
+        .route("/tasks/{id}/resolve", [get(task, task_resolve).map(stored_bytes)])
+        .route("/tasks/{id}/presign", [get(task, task_resolve).map(stored_bytes)])
+        .route("/projects/{id}/resolve", [get(project, project_resolve).map(stored_bytes)])
+        .route("/projects/{id}/presign", [get(project, project_resolve).map(stored_bytes)])
+}
+
+/// Marks the responses of a route serving bytes read from a storage as untrusted:
+/// `Content-Security-Policy: sandbox`, so a stored HTML or SVG file opened in the browser runs no
+/// script as this site (where it could ride a signed-in session and its CSRF token), and
+/// `X-Content-Type-Options: nosniff`, so nothing is taken for HTML that is not declared so.
+/// Images, audio and video embedded by a page are not affected.
+pub(super) fn stored_bytes(r: MethodRouter<Arc<App>>) -> MethodRouter<Arc<App>> {
+    let sandbox =
+        SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+    let nosniff =
+        SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r.layer::<_, Infallible>(sandbox).layer::<_, Infallible>(nosniff)
 }
 
 #[derive(Deserialize)]

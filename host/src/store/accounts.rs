@@ -97,7 +97,11 @@ impl Store {
     /// an address's domain is case-blind and users type it both ways) and their password hash,
     /// `None` for a user without a password.
     pub fn user_by_email(&self, email: &str) -> Result<Option<(User, Option<String>)>> {
-        let sql = format!("SELECT {USER_COLS}, password_hash FROM users WHERE email = ?1 COLLATE NOCASE");
+        // Emails are unique as written, so two may differ only in case: the exact one first.
+        let sql = format!(
+            "SELECT {USER_COLS}, password_hash FROM users WHERE email = ?1 COLLATE NOCASE \
+             ORDER BY email = ?1 DESC, id LIMIT 1"
+        );
         Ok(self.conn()?.query_row(&sql, [email], |r| Ok((user(r)?, r.get(6)?))).optional()?)
     }
 

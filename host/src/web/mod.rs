@@ -29,6 +29,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::App;
 use crate::api::auth;
@@ -46,6 +47,12 @@ pub fn routes(doc: Arc<utoipa::openapi::OpenApi>) -> Router<Arc<App>> {
         .merge(storages::routes())
         .merge(adapters::routes())
         .merge(api_docs::routes(doc))
+        // No page may be framed by another site (clickjacking the Delete or Sync buttons).
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
 }
 
 /// `GET /`: the projects when signed in, else the sign-in page.

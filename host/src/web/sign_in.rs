@@ -40,28 +40,40 @@ struct Next {
     next: Option<String>,
 }
 
-/// Where to go after signing in: a path of this site only (never `//elsewhere` or a full URL,
-/// which would make the sign-in page an open redirect).
+/// Where to go after signing in: a path of this site only. Anything a browser could read as
+/// another site (`//evil`, `/\\evil`, a full URL, or control characters and whitespace, which
+/// browsers drop: `/<TAB>/evil` is `//evil` to them) falls back to the projects, and so does the
+/// sign-out address (a stale tab's sign-out must not sign out again).
 fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") => p.to_string(),
-        _ => "/projects".into(),
+    let fallback = "/projects".to_string();
+    let Some(p) = next else { return fallback };
+    let plain = p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if !plain || !p.starts_with('/') || p.starts_with("//") || p.starts_with("/user/logout") {
+        return fallback;
     }
+    p.to_string()
 }
 
-/// The form, with a fresh CSRF token in it and in [`FORM_COOKIE`].
-fn form_page(status: StatusCode, next: String, email: String, error: Option<&'static str>) -> PageResult<Response> {
-    let csrf = auth::random_token();
+/// The form, with the CSRF token of [`FORM_COOKIE`] in it: the browser's if it has one (so
+/// several sign-in tabs all work), else a new one.
+fn form_page(
+    headers: &HeaderMap,
+    status: StatusCode,
+    next: String,
+    email: String,
+    error: Option<&'static str>,
+) -> PageResult<Response> {
+    let csrf = auth::cookie(headers, FORM_COOKIE).filter(|c| c.len() == 64).unwrap_or_else(auth::random_token);
     let page = html(&SignInPage { csrf: csrf.clone(), next, email, error })?;
     Ok((status, [(header::SET_COOKIE, auth::set_cookie(FORM_COOKIE, &csrf, 3600))], page).into_response())
 }
 
-async fn form(viewer: Option<Viewer>, Query(q): Query<Next>) -> PageResult<Response> {
+async fn form(viewer: Option<Viewer>, headers: HeaderMap, Query(q): Query<Next>) -> PageResult<Response> {
     let next = local_path(q.next.as_deref());
     if viewer.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    form_page(StatusCode::OK, next, String::new(), None)
+    form_page(&headers, StatusCode::OK, next, String::new(), None)
 }
 
 #[derive(Deserialize)]
@@ -87,17 +99,27 @@ async fn sign_in(State(app): State<Arc<App>>, headers: HeaderMap, Form(c): Form<
     let user = if !token.is_empty() {
         app.store.user_by_token(token)?.ok_or("Wrong API token.")
     } else if !email.is_empty() {
-        // A user without a password, or an unknown email, fails exactly as a wrong password.
-        match app.store.user_by_email(email)? {
-            Some((user, Some(hash))) if auth::password_matches(&c.password, &hash) => Ok(user),
-            _ => Err("Wrong email or password."),
-        }
+        let found = app.store.user_by_email(email)?;
+        let password = c.password.clone();
+        // Argon2 takes tens of milliseconds of CPU: off the async workers. An unknown email, or
+        // a user without a password, is checked against a fixed hash, so it fails exactly as a
+        // wrong password does, in the same time.
+        let verified = tokio::task::spawn_blocking(move || match found {
+            Some((user, Some(hash))) => auth::password_matches(&password, &hash).then_some(user),
+            _ => {
+                auth::password_matches(&password, auth::unusable_password_hash());
+                None
+            }
+        })
+        .await
+        .map_err(|e| PageError::Internal(format!("password check: {e}")))?;
+        verified.ok_or("Wrong email or password.")
     } else {
         Err("Enter an API token, or an email and password.")
     };
     let user = match user {
         Ok(u) => u,
-        Err(message) => return form_page(StatusCode::UNAUTHORIZED, next, c.email, Some(message)),
+        Err(message) => return form_page(&headers, StatusCode::UNAUTHORIZED, next, c.email, Some(message)),
     };
     let session = auth::open_session(&app, user.id)?;
     // Appended: a header array would keep only the last `Set-Cookie`.
@@ -129,9 +151,20 @@ mod tests {
     #[test]
     fn only_paths_of_this_site_are_followed_after_sign_in() {
         assert_eq!(local_path(Some("/projects/3/data?page=2")), "/projects/3/data?page=2");
-        for outside in
-            [None, Some(""), Some("https://evil.example/"), Some("//evil.example/"), Some("/\\evil"), Some("x")]
-        {
+        let outside = [
+            None,
+            Some(""),
+            Some("https://evil.example/"),
+            Some("//evil.example/"),
+            Some("/\\evil"),
+            // Browsers drop tabs and newlines: this is `//evil.example` to them.
+            Some("/\t/evil.example"),
+            Some("/\n/evil"),
+            Some("/ /evil"),
+            Some("x"),
+            Some("/user/logout"),
+        ];
+        for outside in outside {
             assert_eq!(local_path(outside), "/projects", "{outside:?}");
         }
     }

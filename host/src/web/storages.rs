@@ -325,8 +325,13 @@ async fn page(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Path<i64>) 
     Ok(html(&StoragePage { nav: viewer.nav(), project_id: id, title: title_of(&project), columns })?.into_response())
 }
 
-/// `GET .../settings/storage/status`: what each card shows that a sync changes, by card key.
-async fn status(State(app): State<Arc<App>>, _: Viewer, Path(id): Path<i64>) -> PageResult<Json<Value>> {
+/// `GET .../settings/storage/status`: what each card shows that a sync changes, by card key;
+/// 401 once the session has ended (the page's script then asks for a reload, where a redirect to
+/// the sign-in page would only confuse its JSON parsing).
+async fn status(State(app): State<Arc<App>>, viewer: Option<Viewer>, Path(id): Path<i64>) -> PageResult<Response> {
+    if viewer.is_none() {
+        return Ok((axum::http::StatusCode::UNAUTHORIZED, Json(json!({"detail": "Signed out."}))).into_response());
+    }
     app.store.project(id)?.ok_or(PageError::NotFound)?;
     let mut cards = Vec::new();
     for dir in [Direction::Import, Direction::Export] {
@@ -338,5 +343,5 @@ async fn status(State(app): State<Arc<App>>, _: Viewer, Path(id): Path<i64>) -> 
             }));
         }
     }
-    Ok(Json(Value::Array(cards)))
+    Ok(Json(Value::Array(cards)).into_response())
 }

@@ -200,7 +200,11 @@ async function poll() {
     for (;;) {
       await new Promise((done) => setTimeout(done, POLL_MS));
       const r = await fetch(url, { credentials: "same-origin" });
-      if (!r.ok) break;
+      if (!r.ok) {
+        const why = r.status === 401 ? "Signed out: reload the page to sign in again." : `Progress unavailable (${r.status}).`;
+        document.querySelectorAll(".card").forEach((c) => say(c, why));
+        break;
+      }
       const states = await r.json();
       for (const s of states) {
         const card = document.querySelector(`.card[data-key="${CSS.escape(s.key)}"]`);
