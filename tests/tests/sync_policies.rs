@@ -322,7 +322,9 @@ async fn a_listing_that_fails_part_way_removes_nothing_and_the_next_run_continue
 #[tokio::test]
 async fn fifty_concurrent_sync_calls_make_one_run() {
     let svc = Service::start().await;
-    let files: Vec<(String, Vec<u8>)> = (0..3000).map(|i| (format!("f{i:04}.png"), vec![b'x'])).collect();
+    // Enough files that the run (~1.5 s) outlasts the fifty calls (~0.3 s here): with 3,000 it
+    // could finish first, and a later call rightly started a second run (2 of 5 runs failed so).
+    let files: Vec<(String, Vec<u8>)> = (0..30_000).map(|i| (format!("f{i:05}.png"), vec![b'x'])).collect();
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
     let dir = svc.dir("concurrent", &refs);
     let project = svc.project(TEXT_CONFIG).await;
@@ -341,6 +343,6 @@ async fn fifty_concurrent_sync_calls_make_one_run() {
     assert_eq!(jobs.len(), 1, "every call answers with the same run: {jobs:?}");
     assert!(jobs.first().unwrap().trim_matches('"').parse::<i64>().is_ok(), "{jobs:?}");
     let s = svc.wait_sync(&storage).await.body;
-    assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(3000)));
-    assert_eq!(tasks(&svc, project).await.len(), 3000);
+    assert_eq!((s["status"].as_str(), s["last_sync_count"].as_i64()), (Some("completed"), Some(30_000)));
+    assert_eq!(svc.get(&format!("/api/projects/{project}")).await.body["task_number"], 30_000);
 }
