@@ -82,14 +82,11 @@ impl FromRequestParts<Arc<App>> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        match auth::signed_in(app, &parts.headers) {
-            Ok(Some(s)) => Ok(Viewer { user: s.user, csrf: s.csrf }),
-            Ok(None) => {
-                let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                Err(Redirect::to(&format!("/user/login?next={}", urlencode(next))).into_response())
-            }
-            Err(e) => Err(PageError::from(e).into_response()),
-        }
+        let signed_in = <Viewer as axum::extract::OptionalFromRequestParts<_>>::from_request_parts(parts, app).await?;
+        signed_in.ok_or_else(|| {
+            let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            Redirect::to(&format!("/user/login?next={}", urlencode(next))).into_response()
+        })
     }
 }
 

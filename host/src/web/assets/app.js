@@ -232,13 +232,10 @@ async function syncCard(card) {
 }
 
 async function checkCard(card) {
-  const values = JSON.parse(card.dataset.values);
+  // The storage as the API returned it: the API ignores its read-only fields, and with `id` the
+  // stored secrets fill in the ones not sent.
+  const body = JSON.parse(card.dataset.values);
   const base = card.dataset.api.replace(/\/\d+$/, "");
-  const body = { project: values.project, id: values.id };
-  // The storage's own plain settings; its stored secrets fill in the rest.
-  for (const [k, v] of Object.entries(values)) {
-    if (!["id", "type", "created_at", "last_sync", "last_sync_count", "last_sync_job", "status", "traceback", "meta"].includes(k)) body[k] = v;
-  }
   say(card, "Checking…");
   const answer = await call("POST", `${base}/validate`, body);
   if (answer.ok) {
